@@ -1,0 +1,1 @@
+"""The ``dubops`` command line (Typer + Rich), with lazy imports so ``--help`` is instant."""

@@ -1,0 +1,92 @@
+"""Typed configuration: one pydantic model per concern, composed into ``DubOpsConfig``.
+
+Presets (``presets/tiny.yaml``, ``presets/base.yaml``) are data over these
+models; the same code runs every preset. Later stages add their own section
+here (one model each) rather than new keyword arguments.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    # Unknown keys are a typo, not a wish: reject them with the field's name.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AudioConfig(_Section):
+    """The F5-TTS mel front end, kept so F5 checkpoints and vocoders fit."""
+
+    sample_rate: int = Field(24_000, gt=0)
+    n_fft: int = Field(1024, gt=0)
+    hop_length: int = Field(256, gt=0)
+    win_length: int = Field(1024, gt=0)
+    n_mels: int = Field(100, gt=0)
+    log_clamp: float = Field(1e-5, gt=0)  # floor before the log, as in F5-TTS
+    griffin_lim_iters: int = Field(32, gt=0)
+
+
+class VideoConfig(_Section):
+    """Clip video: 25 fps as in V2C/GRID; square frames, tiny keeps them small."""
+
+    fps: int = Field(25, gt=0)
+    size: int = Field(96, ge=32, description="frame width and height in pixels")
+    crf: int = Field(18, ge=0, le=51, description="h264 quality; low keeps mouths crisp")
+
+
+class SynthConfig(_Section):
+    """The synthetic dubbing corpus (dubops.data.synthetic)."""
+
+    clips: int = Field(360, gt=0, description="number of dubbing clips")
+    seed: int = 0
+    speakers: int = Field(12, ge=4, le=12, description="voices drawn from the speaker table")
+    unseen_speakers: int = Field(
+        2, ge=1, description="speakers held out for setting 2 (never seen in training)"
+    )
+    val_fraction: float = Field(0.1, ge=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    scene_weights: dict[str, float] = Field(
+        default_factory=lambda: {"dialogue": 1.0, "monologue": 1.0, "narration": 1.0}
+    )
+    emotion_word_agreement: float = Field(
+        0.8, ge=0, le=1, description="share of scripts whose emotion words agree with the label"
+    )
+    max_words: int = Field(9, ge=3)
+    workers: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _check_speakers(self) -> SynthConfig:
+        if self.unseen_speakers >= self.speakers:
+            raise ValueError(
+                f"synth.unseen_speakers ({self.unseen_speakers}) must be below "
+                f"synth.speakers ({self.speakers}); lower it with --set synth.unseen_speakers=2"
+            )
+        return self
+
+
+class ReportConfig(_Section):
+    """Learnability report: which measurements run and how big they are."""
+
+    max_clips: int = Field(400, gt=0, description="clips measured at most (held-out first)")
+    wer_clips: int = Field(40, ge=0, description="clips sent to PocketSphinx (slowest part)")
+    wer_grammar: bool = Field(True, description="restrict PocketSphinx to the corpus vocabulary")
+
+
+class TrackingConfig(_Section):
+    """MLflow: SQLite store and a local artifact folder unless a server is given."""
+
+    tracking_uri: str = "sqlite:///mlruns.db"
+    artifact_location: str = "mlartifacts"
+    experiment: str = "dubops"
+
+
+class DubOpsConfig(_Section):
+    """The whole configuration, loaded once at the entry point and passed down."""
+
+    preset: str = "tiny"
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
