@@ -140,9 +140,7 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
     spec = magnitude * angles
     wave = None
     for _ in range(config.griffin_lim_iters):
-        wave = torch.istft(
-            spec, config.n_fft, config.hop_length, config.win_length, window=window
-        )
+        wave = torch.istft(spec, config.n_fft, config.hop_length, config.win_length, window=window)
         rebuilt = torch.stft(
             wave,
             config.n_fft,

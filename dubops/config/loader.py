@@ -25,7 +25,9 @@ class ConfigError(ValueError):
 def available_presets() -> list[str]:
     """Names of the presets shipped with the package."""
     folder = resources.files("dubops.config") / "presets"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def _read_preset(name: str) -> dict[str, Any]:

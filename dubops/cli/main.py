@@ -1,0 +1,44 @@
+"""The ``dubops`` entry point. Sub-commands import their heavy libraries lazily."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dubops.cli import data
+
+app = typer.Typer(
+    name="dubops",
+    help="DubOps: train, register, serve and monitor an AI movie-dubbing model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from dubops import __version__
+
+        typer.echo(f"dubops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Set up logging for every command."""
+    from dubops.logs import setup_logging
+
+    setup_logging("DEBUG" if verbose else "INFO")
+
+
+if __name__ == "__main__":
+    app()

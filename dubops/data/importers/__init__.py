@@ -1,0 +1,1 @@
+"""Importers that read published corpus layouts (V2C-Animation, GRID) into our manifest."""

@@ -1,0 +1,31 @@
+"""The one logging set-up: Rich on a terminal, plain lines otherwise, always on stderr.
+
+Stdout stays free for ``--json`` output. Called by entry points only (nothing
+configures logging at import).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str | int = "INFO") -> None:
+    """Configure the root logger once for a command-line or server process."""
+    root = logging.getLogger()
+    if getattr(root, "_dubops_configured", False):
+        root.setLevel(level)
+        return
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(FORMAT))
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root._dubops_configured = True  # type: ignore[attr-defined]
