@@ -10,6 +10,16 @@ import logging
 import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Libraries whose INFO output is noise for our users.
+QUIET_LOGGERS = (
+    "great_expectations",
+    "mlflow",
+    "alembic",
+    "numba",
+    "matplotlib",
+    "urllib3",
+    "h5py",
+)
 
 
 def setup_logging(level: str | int = "INFO") -> None:
@@ -28,4 +38,6 @@ def setup_logging(level: str | int = "INFO") -> None:
         handler.setFormatter(logging.Formatter(FORMAT))
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     root._dubops_configured = True  # type: ignore[attr-defined]

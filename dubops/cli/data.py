@@ -114,6 +114,9 @@ def import_corpus(
     preset: PresetOption = "tiny",
     config_file: ConfigFileOption = None,
     overrides: SetOption = None,
+    skip_missing: Annotated[
+        bool, typer.Option(help="Skip clips whose wav or video is missing instead of failing.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Read V2C-Animation or GRID into the DubOps manifest (24 kHz wavs, mp4s)."""
@@ -124,7 +127,14 @@ def import_corpus(
         from dubops.data.importers.grid import import_grid as importer
 
     with user_errors(), progress_bar(f"importing {fmt.value}", quiet=as_json) as update:
-        result = importer(src, out, config, progress=update)
+        result = importer(
+            src,
+            out,
+            audio=config.audio,
+            video=config.video,
+            skip_missing=skip_missing,
+            progress=update,
+        )
     summary = result if isinstance(result, dict) else {"manifest": str(result)}
     if as_json:
         print_json(summary)

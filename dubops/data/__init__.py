@@ -1,1 +1,1 @@
-"""Data: the manifest schema, the synthetic corpus, importers, validation, the report and loaders."""
+"""Data: manifest schema, synthetic corpus, importers, validation, report and loaders."""

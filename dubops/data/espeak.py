@@ -36,7 +36,7 @@ _CHARS_AUTO = 0
 
 
 class _EventId(ctypes.Union):
-    _fields_ = [  # noqa: RUF012 - ctypes layout
+    _fields_ = [
         ("number", ctypes.c_int),
         ("name", ctypes.c_char_p),
         ("string", ctypes.c_char * 8),
@@ -44,7 +44,7 @@ class _EventId(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 - ctypes layout
+    _fields_ = [
         ("type", ctypes.c_int),
         ("unique_identifier", ctypes.c_uint),
         ("text_position", ctypes.c_int),
@@ -115,6 +115,11 @@ class EspeakSynthesizer:
             ctypes.POINTER(ctypes.c_uint),
             ctypes.c_void_p,
         ]
+        # espeak-ng seeds its noise generator (breath, klatt aspiration) itself;
+        # we reseed before every utterance so the audio is reproducible.
+        self._set_seed = getattr(self._lib, "espeak_ng_SetRandSeed", None)
+        if self._set_seed is not None:
+            self._set_seed.argtypes = [ctypes.c_long]
         data_path = espeakng_loader.get_data_path().encode()
         self.sample_rate = self._lib.espeak_Initialize(
             _OUTPUT_SYNCHRONOUS, 0, data_path, _INIT_PHONEME_EVENTS
@@ -147,20 +152,26 @@ class EspeakSynthesizer:
             i += 1
         return 0
 
-    def synthesize(self, text: str, voice: str, prosody: Prosody) -> Utterance:
+    def synthesize(self, text: str, voice: str, prosody: Prosody, seed: int = 0) -> Utterance:
         """Speak ``text`` with ``voice`` and ``prosody``.
 
         Args:
             text: plain English text.
             voice: an espeak voice name with optional variant, e.g. ``"en-us+f2"``.
             prosody: absolute rate, volume, pitch and range.
+            seed: seed of espeak's noise generator for this utterance. espeak also
+                carries a little wave-generator state from one utterance to the
+                next, so bit-exact output needs a fresh process as well
+                (the corpus generator runs each clip in one).
 
         Returns:
             The samples and the phoneme spans (pauses included as ``"_"``).
         """
         with self._lock:
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
-                raise ValueError(f"espeak voice {voice!r} is unknown; pick one from espeak-ng --voices")
+                raise ValueError(
+                    f"espeak voice {voice!r} is unknown; pick one from `espeak-ng --voices`"
+                )
             # SetVoiceByName resets parameters: set them after it.
             self._lib.espeak_SetParameter(PARAM_RATE, int(prosody.rate), 0)
             self._lib.espeak_SetParameter(PARAM_VOLUME, int(prosody.volume), 0)
@@ -168,15 +179,15 @@ class EspeakSynthesizer:
             self._lib.espeak_SetParameter(PARAM_RANGE, int(prosody.pitch_range), 0)
             self._lib.espeak_SetParameter(PARAM_WORDGAP, int(prosody.word_gap), 0)
             self._chunks, self._events = [], []
+            if self._set_seed is not None:
+                self._set_seed(int(seed))
             buf = ctypes.create_string_buffer(text.encode("utf-8"))
             rc = self._lib.espeak_Synth(
                 buf, len(buf), 0, _POS_CHARACTER, 0, _CHARS_AUTO, None, None
             )
             if rc != 0:
                 raise RuntimeError(f"espeak_Synth failed with code {rc}")
-            samples = (
-                np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
-            )
+            samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
             events = list(self._events)
         phonemes = [name for _, name in events]
         starts = [min(max(pos, 0), len(samples)) for pos, _ in events]

@@ -1,10 +1,10 @@
 """The one place that knows a corpus folder's file layout.
 
-    <corpus>/manifest.parquet      one row per clip (dubops.data.schema)
-    <corpus>/corpus.json           how it was made: config, seed, counts, version
-    <corpus>/audio/<clip_id>.wav   target speech, 24 kHz mono
-    <corpus>/prompt/<clip_id>.wav  timbre prompt for that clip
-    <corpus>/video/<clip_id>.mp4   silent video, 25 fps
+<corpus>/manifest.parquet      one row per clip (dubops.data.schema)
+<corpus>/corpus.json           how it was made: config, seed, counts, version
+<corpus>/audio/<clip_id>.wav   target speech, 24 kHz mono
+<corpus>/prompt/<clip_id>.wav  timbre prompt for that clip
+<corpus>/video/<clip_id>.mp4   silent video, 25 fps
 """
 
 from __future__ import annotations

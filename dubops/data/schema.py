@@ -7,7 +7,7 @@ relative to the corpus folder (see :mod:`dubops.data.layout`).
 | column | type | meaning |
 | --- | --- | --- |
 | clip_id | str | unique id, also the file stem of the clip's media |
-| split | str | ``train``, ``val``, ``test_s1`` (V2C setting 1: speakers seen in training) or ``test_s2`` (setting 2: speakers never seen) |
+| split | str | ``train``, ``val``, ``test_s1`` or ``test_s2`` (V2C settings, below) |
 | speaker | str | speaker id |
 | gender | str | one of :data:`GENDERS` |
 | age | str | one of :data:`AGES` |
@@ -32,6 +32,9 @@ relative to the corpus folder (see :mod:`dubops.data.layout`).
 | cot | str | chain-of-thought answer in the four tags |
 | rejected | str | JSON list of ``{"kind", "text"}`` rejected answers for preference training |
 | source | str | ``synthetic``, ``v2c`` or ``grid`` |
+
+Splits follow V2C: ``test_s1`` is setting 1 (test speakers seen in training),
+``test_s2`` is setting 2 (test speakers never seen in train or val).
 """
 
 from __future__ import annotations

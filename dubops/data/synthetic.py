@@ -17,14 +17,15 @@ rebuilt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import logging
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,8 +37,23 @@ from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
 
 logger = logging.getLogger(__name__)
 
-CORPUS_FORMAT_VERSION = 1
+CORPUS_FORMAT_VERSION = 3
 ROWS_DIR = ".rows"
+# Imported once in the fork server so each per-clip process starts warm.
+_WORKER_MODULES = [
+    "dubops.data.synthetic",
+    "dubops.audio",
+    "dubops.video",
+    "dubops.data.cartoon",
+    "dubops.data.espeak",
+    "dubops.data.cot",
+    "dubops.data.scripts",
+    "dubops.data.speakers",
+    "scipy.signal",
+    "soundfile",
+    "av",
+    "PIL.Image",
+]
 
 
 @dataclass(frozen=True)
@@ -203,12 +219,12 @@ def _phoneme_frames(
     return out_n, out_f
 
 
-def _speak(text: str, voice: str, prosody, config: DubOpsConfig):
+def _speak(text: str, voice: str, prosody, config: DubOpsConfig, seed: int = 0):
     """espeak -> 24 kHz float wave + phonemes + frame durations."""
     from dubops.audio import num_mel_frames, resample
     from dubops.data.espeak import EspeakSynthesizer
 
-    utt = EspeakSynthesizer.shared().synthesize(text, voice, prosody)
+    utt = EspeakSynthesizer.shared().synthesize(text, voice, prosody, seed=seed)
     sr = config.audio.sample_rate
     wave = resample(utt.samples.astype(np.float32) / 32768.0, utt.sample_rate, sr)
     mel_frames = num_mel_frames(len(wave), config.audio.hop_length)
@@ -245,12 +261,16 @@ def make_clip(spec: ClipSpec, root: Path, config: DubOpsConfig) -> dict:
     script, _ = scripts.make_script(spec.emotion, agreement, rng)
     react = scripts.make_react(spec.emotion, agreement, rng)
     wave, phonemes, frames, mel_frames = _speak(
-        script, speaker.voice, emotion_prosody(speaker, spec.emotion, rng), config
+        script, speaker.voice, emotion_prosody(speaker, spec.emotion, rng), config, seed=spec.index
     )
     # The timbre prompt: another sentence of the same speaker, in a calm voice.
     prompt_text = scripts.make_prompt_text(rng)
     p_wave, p_phonemes, p_frames, _ = _speak(
-        prompt_text, speaker.voice, emotion_prosody(speaker, "neutral", rng), config
+        prompt_text,
+        speaker.voice,
+        emotion_prosody(speaker, "neutral", rng),
+        config,
+        seed=spec.index + 1_000_003,
     )
 
     audio_seconds = len(wave) / sr
@@ -372,20 +392,17 @@ def generate_corpus(
     start = time.perf_counter()
     n_workers = max(1, workers or config.synth.workers)
     if todo:
-        if n_workers == 1:
-            for spec in todo:
-                _make_and_record(spec, root, config, fingerprint)
+        # espeak-ng keeps wave-generator state from one utterance to the next, so
+        # a clip's audio would depend on which clips its worker made before. Each
+        # clip therefore runs in a fresh process from a clean fork server
+        # (maxtasksperchild=1): the corpus is the same for any worker count.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_WORKER_MODULES)
+        job = functools.partial(_make_and_record, root=root, config=config, fingerprint=fingerprint)
+        with context.Pool(n_workers, maxtasksperchild=1) as pool:
+            for finished, _ in enumerate(pool.imap_unordered(job, todo), start=1):
                 if progress:
-                    progress(total - len(todo) + todo.index(spec) + 1, total)
-        else:
-            with ProcessPoolExecutor(max_workers=n_workers) as pool:
-                futures = [
-                    pool.submit(_make_and_record, spec, root, config, fingerprint) for spec in todo
-                ]
-                for finished, fut in enumerate(as_completed(futures), start=1):
-                    fut.result()
-                    if progress:
-                        progress(len(done) + finished, total)
+                    progress(len(done) + finished, total)
     elapsed = time.perf_counter() - start
     rows = list(_load_done(root, specs, fingerprint).values())
     rows.sort(key=lambda r: r["clip_id"])

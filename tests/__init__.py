@@ -1,0 +1,1 @@
+"""DubOps tests (a package so ``tests.fixtures`` builders import the same way everywhere)."""
