@@ -22,6 +22,18 @@ QUIET_LOGGERS = (
 )
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it per call)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(level: str | int = "INFO") -> None:
     """Configure the root logger once for a command-line or server process."""
     root = logging.getLogger()
@@ -34,7 +46,7 @@ def setup_logging(level: str | int = "INFO") -> None:
         handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(FORMAT))
     root.handlers[:] = [handler]
     root.setLevel(level)
