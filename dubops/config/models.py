@@ -70,7 +70,9 @@ class ReportConfig(_Section):
 
     max_clips: int = Field(400, gt=0, description="clips measured at most (held-out first)")
     wer_clips: int = Field(40, ge=0, description="clips sent to PocketSphinx (slowest part)")
-    wer_grammar: bool = Field(True, description="restrict PocketSphinx to the corpus vocabulary")
+    wer_corpus_lm: bool = Field(
+        True, description="decode with a bigram LM over the corpus text instead of general English"
+    )
 
 
 class TrackingConfig(_Section):

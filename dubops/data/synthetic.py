@@ -37,7 +37,7 @@ from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
 
 logger = logging.getLogger(__name__)
 
-CORPUS_FORMAT_VERSION = 3
+CORPUS_FORMAT_VERSION = 4
 ROWS_DIR = ".rows"
 # Imported once in the fork server so each per-clip process starts warm.
 _WORKER_MODULES = [

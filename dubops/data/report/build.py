@@ -63,7 +63,13 @@ def build_report(root: Path, config: ReportConfig, progress: Progress | None = N
     details["lipsync"] = timed("lipsync", measure_lipsync, clips, waves, videos)
     details["scene"] = timed("scene", measure_scene_type, clips, videos)
     details["wer"] = timed(
-        "wer", measure_wer, clips, waves, config, list(manifest["script"]), progress
+        "wer",
+        measure_wer,
+        clips,
+        waves,
+        config,
+        [*manifest["script"], *manifest["react"], *manifest["prompt_text"]],
+        progress,
     )
     seconds["total"] = round(sum(seconds.values()), 2)
     return {
