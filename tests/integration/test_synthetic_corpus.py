@@ -16,6 +16,8 @@ from dubops.data.schema import COLUMNS
 from dubops.data.synthetic import ROWS_DIR, generate_corpus
 from dubops.video import probe_video
 
+pytestmark = pytest.mark.slow
+
 
 def _config(clips: int = 14, workers: int = 2):
     return load_config("tiny", overrides=[f"synth.clips={clips}", f"synth.workers={workers}"])
