@@ -47,6 +47,8 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="dubops-bench-"))
     try:
+        # Warm-up: start the fork server (module preloads) outside the timings.
+        _run(2, 1, root / "warmup")
         rows = [_run(args.clips, 1, root)]
         if args.workers > 1:
             rows.append(_run(args.clips, args.workers, root))
