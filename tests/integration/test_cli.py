@@ -78,3 +78,22 @@ def test_validate_missing_corpus_is_a_message(tmp_path):
     result = runner.invoke(app, ["data", "validate", str(tmp_path / "nowhere")])
     assert result.exit_code == 1
     assert "manifest" in result.output and "Traceback" not in result.output
+
+
+def test_import_v2c_and_grid_from_the_command_line(tmp_path):
+    from tests.fixtures.sources import build_grid_source, build_v2c_source
+
+    for fmt, build in (("v2c", build_v2c_source), ("grid", build_grid_source)):
+        src = build(tmp_path / f"{fmt}_src")
+        out = tmp_path / f"{fmt}_out"
+        result = runner.invoke(app, ["data", "import", fmt, str(src), "--out", str(out), "--json"])
+        assert result.exit_code == 0, result.output
+        assert (out / "manifest.parquet").is_file()
+        valid = runner.invoke(app, ["data", "validate", str(out)])
+        assert valid.exit_code == 0, valid.output
+
+
+def test_import_from_a_wrong_folder_is_a_message(tmp_path):
+    result = runner.invoke(app, ["data", "import", "v2c", str(tmp_path / "nope"), "--out", "x"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "nope" in result.output
