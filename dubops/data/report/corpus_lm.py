@@ -3,7 +3,7 @@
 Why not a JSGF word loop: on our espeak speech PocketSphinx's grammar search
 took 45-160 s per utterance and still inserted filler words (WER > 1), while a
 bigram LM over the same vocabulary decodes in ~0.3 s with WER ≈ 0.24 on the
-ground truth, against ≈ 0.76 with its general English model (30 held-out clips
+ground truth, against ≈ 0.62 with its general English model (30 held-out clips
 of the tiny corpus). Restricting the recogniser to the corpus language is
 what the issue asks; only comparisons between corpora or models decoded with
 the same LM are meaningful.

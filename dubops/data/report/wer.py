@@ -5,7 +5,7 @@ DESIGN.md ("Known facts"): pad 0.2 s of silence on each side and add faint
 white noise, because its feature normalisation stumbles on exact digital
 silence; and, optionally, restrict it to the corpus language with a bigram
 LM over the corpus text (:mod:`corpus_lm`; WER ≈ 0.24 on espeak ground truth,
-against ≈ 0.76 with its general language model). Only the comparison between
+against ≈ 0.62 with its general language model). Only the comparison between
 corpora or models is meaningful, not the absolute figure.
 """
 
