@@ -29,32 +29,36 @@ FEATURES: tuple[str, ...] = (
     "pause_ratio",
 )
 PAUSE = "_"
-# pyin on a 20 ms hop: ~0.15 s per 3 s clip, fast enough for a few hundred clips,
-# and its voicing decision keeps fricatives out of the F0 spread (plain yin does not).
+# Plain yin (~7 ms per 3 s clip; pyin took 0.2 s and measured no better here: 0.89
+# against 0.91 on the tiny corpus). yin answers on every frame, so F0 is kept only
+# where speech is loud (voiced frames are the loud ones in espeak speech) and
+# octave errors (> ±0.5 log units from the clip's median) are dropped.
 _HOP_SECONDS = 0.02
 _FMIN, _FMAX = 50.0, 600.0
+_VOICED_FLOOR_DB = 25.0
+_OCTAVE_GUARD = 0.5
 # Frames quieter than this below the clip's loudest are silence, not speech energy.
 _SPEECH_FLOOR_DB = 40.0
 
 
 def pitch_energy_stats(wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``[logf0_mean, logf0_std, energy_db_mean, energy_db_std]`` of one utterance.
-
-    F0 statistics are NaN when no frame is voiced (the caller imputes them).
-    """
+    """``[logf0_mean, logf0_std, energy_db_mean, energy_db_std]`` of one utterance."""
     import librosa
 
     hop = round(sample_rate * _HOP_SECONDS)
-    frame = 4 * hop  # 80 ms: two periods of the lowest F0
-    f0, voiced, _ = librosa.pyin(
+    frame = 4 * hop  # 80 ms: four periods of the lowest F0
+    if len(wave) < frame:
+        wave = np.pad(wave, (0, frame - len(wave)))
+    f0 = librosa.yin(
         wave, fmin=_FMIN, fmax=_FMAX, sr=sample_rate, frame_length=frame, hop_length=hop
     )
-    logf0 = np.log(f0[voiced & np.isfinite(f0)])
     rms = librosa.feature.rms(y=wave, frame_length=frame, hop_length=hop)[0]
-    db = 20 * np.log10(np.maximum(rms, 1e-6))
+    n = min(len(f0), len(rms))
+    db = 20 * np.log10(np.maximum(rms[:n], 1e-6))
+    logf0 = np.log(f0[:n][db > db.max() - _VOICED_FLOOR_DB])
+    logf0 = logf0[np.abs(logf0 - np.median(logf0)) < _OCTAVE_GUARD]
     speech = db[db > db.max() - _SPEECH_FLOOR_DB]
-    f0_mean, f0_std = (logf0.mean(), logf0.std()) if len(logf0) else (np.nan, np.nan)
-    return np.array([f0_mean, f0_std, speech.mean(), speech.std()], dtype=float)
+    return np.array([logf0.mean(), logf0.std(), speech.mean(), speech.std()], dtype=float)
 
 
 def timing_stats(

@@ -4,7 +4,7 @@ PocketSphinx ships its English model, so this runs offline. Two tricks from
 DESIGN.md ("Known facts"): pad 0.2 s of silence on each side and add faint
 white noise, because its feature normalisation stumbles on exact digital
 silence; and, optionally, restrict it to the corpus language with a bigram
-LM over the corpus text (:mod:`corpus_lm`; WER ≈ 0.24 on espeak ground truth,
+LM over the training text (:mod:`corpus_lm`; WER ≈ 0.26 on espeak ground truth,
 against ≈ 0.62 with its general language model). Only the comparison between
 corpora or models is meaningful, not the absolute figure.
 """
@@ -111,8 +111,8 @@ def measure_wer(
     """WER of PocketSphinx on ``config.wer_clips`` held-out clips.
 
     Args:
-        corpus_texts: every sentence of the corpus (scripts, react lines, prompts),
-            the text of the corpus LM.
+        corpus_texts: the text the corpus LM learns from (the training clips'
+            scripts, react lines and prompts; never the clips being decoded).
     """
     chosen = pick_wer_clips(clips, config.wer_clips)
     if len(chosen) == 0:
