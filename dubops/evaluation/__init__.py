@@ -1,0 +1,1 @@
+"""The papers' evaluation metrics, computed offline; one module per metric family."""
