@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from dubops.cli import data
+from dubops.cli.evaluate import evaluate_command
 
 app = typer.Typer(
     name="dubops",
@@ -16,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.command("eval")(evaluate_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,91 @@
+"""``dubops eval``: score generated speech (and baselines) with the papers' metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dubops.cli.common import (
+    ConfigFileOption,
+    JsonOption,
+    PresetOption,
+    SetOption,
+    err_console,
+    load,
+    print_json,
+    progress_bar,
+    user_errors,
+)
+
+
+def evaluate_command(
+    ref: Annotated[
+        Path,
+        typer.Option("--ref", help="Corpus folder (or its manifest.parquet) to score against."),
+    ],
+    pred: Annotated[
+        list[Path] | None,
+        typer.Option("--pred", help="Folder of <clip_id>.wav to score (repeatable)."),
+    ] = None,
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--baseline",
+            help="ground-truth, copy-synthesis, shuffled, mean-mel or all (repeatable).",
+        ),
+    ] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option("--split", help="Splits to score (default: test_s1 test_s2)."),
+    ] = None,
+    asr: Annotated[
+        str, typer.Option(help="sphinx (corpus LM), sphinx-general, or whisper:/local/path.")
+    ] = "sphinx",
+    mos: Annotated[bool, typer.Option(help="Compute DNSMOS (slowest metric).")] = True,
+    reasoning: Annotated[
+        Path | None, typer.Option(help="JSONL of reasoner outputs to score as well.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("outputs/eval"),
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")
+    ] = False,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score --pred folders and --baseline systems on the test splits; write JSON + HTML."""
+    config = load(preset, config_file, overrides)
+    from dubops.evaluation.session import run_evaluation
+
+    corpus = ref.parent if ref.suffix == ".parquet" else ref
+    with user_errors():
+        if not pred and not baseline:
+            raise ValueError("nothing to score: pass --pred DIR and/or --baseline NAME")
+        with progress_bar("scoring", quiet=as_json) as update:
+            result = run_evaluation(
+                corpus,
+                config,
+                preds=list(pred or []),
+                baselines=list(baseline or []),
+                splits=tuple(split or ("test_s1", "test_s2")),
+                asr=asr,
+                mos=mos,
+                reasoning_jsonl=reasoning,
+                out_dir=out,
+                workers=workers,
+                log_mlflow=mlflow,
+                progress=update,
+            )
+    if as_json:
+        print_json(result)
+        return
+    from dubops.evaluation.report import metric_table
+
+    console = err_console()
+    table = metric_table(result["systems"], "overall")
+    console.print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    console.print(f"[green]report[/] {result['report']}")

@@ -1,0 +1,102 @@
+"""One evaluation run: baselines + predictions scored, reported, optionally logged to MLflow.
+
+The CLI and the pipeline's ``evaluate`` step call :func:`run_evaluation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from dubops.config import DubOpsConfig
+from dubops.data.layout import CorpusLayout, manifest_hash
+from dubops.evaluation.baselines import BASELINES, write_baseline
+from dubops.evaluation.runner import EvalSettings, evaluate, select_clips
+
+logger = logging.getLogger(__name__)
+
+
+def _settings(corpus: Path, config: DubOpsConfig, asr: str, mos: bool) -> EvalSettings:
+    from dubops.evaluation.emotion import load_or_train
+
+    manifest = pd.read_parquet(CorpusLayout(corpus).manifest)
+    train = manifest[manifest["split"] == "train"]
+    lm_text = tuple([*train["script"], *train["react"], *train["prompt_text"]])
+    classifier = load_or_train(corpus, config.audio)
+    return EvalSettings(
+        corpus_root=str(corpus),
+        audio=config.audio,
+        asr=asr,
+        lm_text=lm_text if asr == "sphinx" else (),
+        emotion_dir=str(classifier.directory),
+        mos=mos,
+    )
+
+
+def run_evaluation(
+    corpus: Path,
+    config: DubOpsConfig,
+    preds: list[Path],
+    baselines: list[str],
+    splits: tuple[str, ...],
+    asr: str = "sphinx",
+    mos: bool = True,
+    reasoning_jsonl: Path | None = None,
+    out_dir: Path = Path("outputs/eval"),
+    workers: int = 2,
+    log_mlflow: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Score every system, write the report and return the summary."""
+    from dubops.evaluation.report import write_report
+
+    names = list(BASELINES) if "all" in baselines else baselines
+    unknown = [b for b in names if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"unknown baseline(s) {unknown}; choose from {BASELINES} or all")
+    clips = select_clips(corpus, splits)
+    settings = _settings(corpus, config, asr, mos)
+    systems: dict[str, Path] = {}
+    for name in names:
+        systems[name] = write_baseline(
+            name, corpus, clips, out_dir / "baselines" / name, config.audio
+        )
+    for path in preds:
+        systems[path.name] = path
+    summaries: dict[str, dict] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    for name, folder in systems.items():
+        logger.info("scoring %s (%s)", name, folder)
+        summaries[name], tables[name] = evaluate(folder, clips, settings, workers, progress)
+    result: dict = {"corpus": str(corpus), "splits": list(splits), "systems": summaries}
+    if reasoning_jsonl is not None:
+        from dubops.evaluation.reasoning import read_reasoning_jsonl, score_reasoning
+
+        manifest = pd.read_parquet(CorpusLayout(corpus).manifest)
+        result["reasoning"] = score_reasoning(read_reasoning_jsonl(reasoning_jsonl), manifest)
+    result["emotion_classifier"] = settings.emotion_dir
+    page = write_report(out_dir, summaries, tables, systems, corpus, config.audio)
+    result["report"] = str(page)
+    if log_mlflow:
+        _log_to_mlflow(result, config, corpus, out_dir)
+    return result
+
+
+def _log_to_mlflow(result: dict, config: DubOpsConfig, corpus: Path, out_dir: Path) -> None:
+    from dubops.tracking import start_run
+
+    version = manifest_hash(CorpusLayout(corpus).manifest)
+    with start_run(config, "evaluate", data_version=version) as tracker:
+        for system, summary in result["systems"].items():
+            metrics = {
+                f"{system}.{scope}.{k}": v
+                for scope, values in summary.items()
+                if isinstance(values, dict)
+                for k, v in values.items()
+                if isinstance(v, int | float) and v is not None
+            }
+            tracker.log_metrics(metrics, step=0)
+        tracker.log_artifact(out_dir, artifact_path="evaluation")
