@@ -133,7 +133,9 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
 
     mel_t = torch.as_tensor(mel, dtype=torch.float32)
     filters = torch.from_numpy(_mel_filters(config))
-    magnitude = torch.linalg.lstsq(filters, torch.exp(mel_t)).solution.clamp(min=0)
+    # Moore-Penrose pseudo-inverse of the filter bank (torch.linalg.lstsq's default
+    # CPU driver returned a wrong solution for this under-determined system).
+    magnitude = (torch.linalg.pinv(filters) @ torch.exp(mel_t)).clamp(min=0)
     window = torch.hann_window(config.win_length)
     gen = torch.Generator().manual_seed(0)
     angles = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=gen))

@@ -87,8 +87,11 @@ def _score_clip(job: tuple[dict, str]) -> dict:
     record["lse_distance"] = None if sync is None else sync.distance
     emotion = _worker["emotion"]
     if emotion is not None:
-        p_gen = emotion.predict_proba(gen, sr, prompt)
-        p_ref = emotion.predict_proba(ref, sr, prompt)
+        # The classifier works at 16 kHz, as it was trained.
+        gen16, ref16, prompt16 = (resample(w, sr, 16_000) for w in (gen, ref, prompt))
+        texts = (row["script"], row["prompt_text"])
+        p_gen = emotion.predict_proba(gen16, 16_000, prompt16, *texts)
+        p_ref = emotion.predict_proba(ref16, 16_000, prompt16, *texts)
         record["emo_pred"] = emotion.classes[int(np.argmax(p_gen))]
         record["emo_correct"] = record["emo_pred"] == row["emotion"]
         record["emo_sim"] = float(
