@@ -40,6 +40,11 @@ def test_baselines_bracket_the_metrics(corpus, tmp_path):
             "--out",
             str(out),
             "--json",
+            "--mlflow",
+            "--set",
+            f"tracking.tracking_uri=sqlite:///{tmp_path}/mlruns.db",
+            "--set",
+            f"tracking.artifact_location={tmp_path}/mlartifacts",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -57,6 +62,15 @@ def test_baselines_bracket_the_metrics(corpus, tmp_path):
     assert truth["lse_distance"] < shuffled["lse_distance"]
     assert (out / "report.html").is_file() and (out / "summary.json").is_file()
     assert (out / "per_clip" / "shuffled.parquet").is_file()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("dubops").experiment_id])
+    assert run.data.metrics["ground-truth.overall.mcd_dtw"] < 1e-6
+    assert run.data.tags["dubops.data_version"]
+    names = [a.path for a in client.list_artifacts(run.info.run_id, "evaluation")]
+    assert "evaluation/report.html" in names
 
 
 def test_eval_needs_something_to_score(corpus):
