@@ -26,7 +26,7 @@ import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -429,8 +429,3 @@ def generate_corpus(
     }
     write_json(layout.info, info)
     return {**info, "reused": False}
-
-
-def spec_summary(spec: ClipSpec) -> dict:
-    """A JSON-able view of a clip spec (for debugging and tests)."""
-    return asdict(spec)

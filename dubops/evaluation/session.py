@@ -20,11 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 def _settings(corpus: Path, config: DubOpsConfig, asr: str, mos: bool) -> EvalSettings:
+    from dubops.data.report.corpus_lm import training_text
     from dubops.evaluation.emotion import load_or_train
 
-    manifest = pd.read_parquet(CorpusLayout(corpus).manifest)
-    train = manifest[manifest["split"] == "train"]
-    lm_text = tuple([*train["script"], *train["react"], *train["prompt_text"]])
+    lm_text = tuple(training_text(pd.read_parquet(CorpusLayout(corpus).manifest)))
     classifier = load_or_train(corpus, config.audio)
     return EvalSettings(
         corpus_root=str(corpus),

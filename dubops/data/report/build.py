@@ -34,6 +34,7 @@ def build_report(root: Path, config: ReportConfig, progress: Progress | None = N
     import pandas as pd
 
     from dubops.data.layout import CorpusLayout
+    from dubops.data.report.corpus_lm import training_text
     from dubops.data.report.frames import read_clip_videos
     from dubops.data.report.lipsync import measure_lipsync
     from dubops.data.report.prosody import measure_emotion_prosody
@@ -62,17 +63,13 @@ def build_report(root: Path, config: ReportConfig, progress: Progress | None = N
     videos = timed("video", read_clip_videos, layout, clips, progress)
     details["lipsync"] = timed("lipsync", measure_lipsync, clips, waves, videos)
     details["scene"] = timed("scene", measure_scene_type, clips, videos)
-    # The LM learns the corpus language from the training clips only, so the
-    # held-out scripts it decodes are not in its bigrams.
-    train = manifest[manifest["split"] == "train"]
-    lm_text = [*train["script"], *train["react"], *train["prompt_text"]]
     details["wer"] = timed(
         "wer",
         measure_wer,
         clips,
         waves,
         config,
-        lm_text or list(manifest["script"]),
+        training_text(manifest),
         progress,
     )
     seconds["total"] = round(sum(seconds.values()), 2)

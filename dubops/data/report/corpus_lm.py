@@ -16,6 +16,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Back-off weight of every unigram: a fixed discount keeps the file simple and
 # lets unseen word pairs through at a price.
@@ -47,3 +51,12 @@ def write_bigram_arpa(sentences: Iterable[str], path: str | Path) -> Path:
     out = Path(path)
     out.write_text("\n".join(lines))
     return out
+
+
+def training_text(manifest: pd.DataFrame) -> list[str]:
+    """The sentences the corpus LM learns from: the train split's scripts, react
+    lines and prompts, never the clips being decoded (the whole manifest's scripts
+    when it has no train split, e.g. an imported test-only corpus)."""
+    train = manifest[manifest["split"] == "train"]
+    text = [*train["script"], *train["react"], *train["prompt_text"]]
+    return text or list(manifest["script"])

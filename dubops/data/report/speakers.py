@@ -9,7 +9,6 @@ checkpoint holds plain tensors, so torch's ``weights_only`` loading accepts it.
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -24,17 +23,12 @@ if TYPE_CHECKING:
 
 def embed_waves(waves: Sequence[np.ndarray], progress: Progress | None = None) -> np.ndarray:
     """GE2E embeddings ``(n, 256)``, L2-normalised, of 16 kHz mono waves."""
-    with warnings.catch_warnings():
-        # webrtcvad imports pkg_resources, which warns on new setuptools.
-        warnings.simplefilter("ignore")
-        from resemblyzer import VoiceEncoder, preprocess_wav
+    from dubops.evaluation.speaker import ENCODER_SAMPLE_RATE, SpeakerEncoder
 
-    encoder = VoiceEncoder("cpu", verbose=False)
+    encoder = SpeakerEncoder()
     out = np.zeros((len(waves), 256), dtype=np.float32)
     for i, wave in enumerate(waves):
-        trimmed = preprocess_wav(np.asarray(wave, dtype=np.float32))
-        # Silence trimming can leave nothing of a very quiet clip: embed the raw wave then.
-        out[i] = encoder.embed_utterance(trimmed if len(trimmed) > 1600 else wave)
+        out[i] = encoder.embed(wave, ENCODER_SAMPLE_RATE)
         if progress is not None:
             progress("speaker embeddings", i + 1, len(waves))
     return out
