@@ -1,10 +1,12 @@
 # The two commands: `make demo` and `make test`. Both set up .venv first.
-# The install is skipped while pyproject.toml is unchanged (stamp keyed by its hash).
+# The install is skipped while pyproject.toml and requirements/nodeps-*.txt are unchanged
+# (stamp keyed by their hash).
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.install-stamp-$(shell sha256sum pyproject.toml | cut -c1-16)
+NODEPS := $(wildcard requirements/nodeps-*.txt)
+STAMP := $(VENV)/.install-stamp-$(shell cat pyproject.toml $(NODEPS) | sha256sum | cut -c1-16)
 DEMO_DIR ?= data/tiny
 # glibc returning freed memory and re-requesting it made small-model torch
 # training 10-13x slower on these machines (DESIGN.md): keep it.
@@ -16,12 +18,14 @@ export MALLOC_TOP_PAD_ := 536870912
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NODEPS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26"
 	@# torch first, from the local CPU wheel; the project's range keeps it.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# Packages whose declared dependencies would pull another torch: no deps.
+	$(foreach f,$(NODEPS),$(BIN)/python -m pip install --quiet --no-deps -r $(f);)
 	@rm -f $(VENV)/.install-stamp-*
 	@touch $@
 
