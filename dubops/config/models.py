@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dubops.speech.settings import SpeechConfig
+
 
 class _Section(BaseModel):
     # Unknown keys are a typo, not a wish: reject them with the field's name.
@@ -92,3 +94,4 @@ class DubOpsConfig(_Section):
     synth: SynthConfig = Field(default_factory=SynthConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    speech: SpeechConfig = Field(default_factory=SpeechConfig)

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as nnf
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from dubops.speech.dit import DiT, PreparedInputs
+from dubops.speech.dit import Control, DiT
+from dubops.speech.settings import FlowMatchingConfig, SamplerConfig
 
 # F5's pruned grids (in 1/32 units) for low step counts.
 _EPSS_GRIDS = {
@@ -33,29 +33,6 @@ _EPSS_GRIDS = {
     12: [0, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32],
     16: [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32],
 }
-
-
-class FlowMatchingConfig(BaseModel):
-    """The training objective's masking and guidance dropout (F5-TTS defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mask_min: float = Field(0.7, gt=0, le=1, description="smallest hidden fraction of a mel")
-    mask_max: float = Field(1.0, gt=0, le=1)
-    audio_drop_prob: float = Field(0.3, ge=0, le=1)
-    cond_drop_prob: float = Field(0.2, ge=0, le=1, description="prompt and text dropped")
-
-
-class SamplerConfig(BaseModel):
-    """ODE solve at inference: F5's defaults are 32 steps, sway -1, CFG 2."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    nfe: int = Field(32, ge=1, description="ODE steps (network evaluations per branch)")
-    method: str = Field("euler", pattern="^(euler|midpoint)$")
-    sway_coef: float | None = Field(-1.0, description="None disables sway sampling")
-    cfg_strength: float = Field(2.0, ge=0)
-    use_epss: bool = Field(True, description="pruned grids for NFE 5/6/7/10/12/16")
 
 
 def time_grid(
@@ -135,10 +112,18 @@ class Guidance:
 class FlowMatching(nn.Module):
     """Owns the backbone, the training objective and the sampler."""
 
-    def __init__(self, backbone: DiT, config: FlowMatchingConfig | None = None) -> None:
+    def __init__(
+        self,
+        backbone: DiT,
+        config: FlowMatchingConfig | None = None,
+        notext_id: int | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.config = config or FlowMatchingConfig()
+        # Aligned text mode: frames the model sees as prompt get this id instead of
+        # their phoneme, so a user's prompt needs no alignment (DESIGN.md).
+        self.notext_id = notext_id
 
     @property
     def mel_dim(self) -> int:
@@ -155,9 +140,14 @@ class FlowMatching(nn.Module):
         text: torch.Tensor,
         lengths: torch.Tensor,
         generator: torch.Generator | None = None,
-        residual_fn: Callable | None = None,
+        control: Control | None = None,
+        drops: tuple[bool, bool] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and the hidden-span mask; ``residual_fn`` lets ControlNet add its branch."""
+        """Loss and the hidden-span mask.
+
+        ``control`` is a ControlNet branch; ``drops`` = ``(drop_audio, drop_text)``
+        overrides the random guidance dropout (the ControlNet stage draws its own).
+        """
         b, n, _ = mel.shape
         mask = lengths_to_mask(lengths, n)
         span = random_span_mask(lengths, self.config.mask_min, self.config.mask_max, generator)
@@ -168,13 +158,15 @@ class FlowMatching(nn.Module):
         xt = (1 - t) * x0 + t * mel
         target = mel - x0
         cond = torch.where(span[..., None], torch.zeros_like(mel), mel)
-        u = torch.rand(2, generator=generator).tolist()
-        drop_text = u[1] < self.config.cond_drop_prob
-        drop_audio = drop_text or u[0] < self.config.audio_drop_prob
-        if residual_fn is None:
-            pred = self.backbone(xt, cond, text, time, mask, drop_audio, drop_text)
+        if self.notext_id is not None and text.shape[1] == n:
+            text = torch.where(span | (text < 0), text, torch.full_like(text, self.notext_id))
+        if drops is None:
+            u = torch.rand(2, generator=generator).tolist()
+            drop_text = u[1] < self.config.cond_drop_prob
+            drop_audio = drop_text or u[0] < self.config.audio_drop_prob
         else:
-            pred = residual_fn(xt, cond, text, time, mask, drop_audio, drop_text)
+            drop_audio, drop_text = drops
+        pred = self.backbone(xt, cond, text, time, mask, drop_audio, drop_text, control)
         err = nnf.mse_loss(pred, target, reduction="none")[span]
         return err.mean(), span
 
@@ -189,8 +181,7 @@ class FlowMatching(nn.Module):
         noise: torch.Tensor | None = None,
         seed: int | None = None,
         guidance: Guidance | None = None,
-        residual_fn: Callable[[int, torch.Tensor, PreparedInputs], list[torch.Tensor]]
-        | None = None,
+        control: Control | None = None,
     ) -> torch.Tensor:
         """Generate mel frames after the prompt.
 
@@ -202,7 +193,7 @@ class FlowMatching(nn.Module):
             noise: ``(b, n, m)`` starting noise; else drawn (per sample from ``seed``,
                 as F5 does, so a sample does not depend on its batch).
             guidance: condition variants and their combination (default: F5's CFG).
-            residual_fn: ``(call, t_emb, prepared) -> residuals`` for a ControlNet branch.
+            control: a ControlNet branch over the stacked guidance variants.
 
         Returns:
             ``(b, n, m)`` mel with the prompt frames copied back in.
@@ -232,8 +223,7 @@ class FlowMatching(nn.Module):
 
         def velocity(call: int, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             t_emb = embed(t.reshape(1).expand(b * reps))
-            residuals = residual_fn(call, t_emb, prepared, y) if residual_fn else None
-            out = self.backbone.step(y, t_emb, prepared, residuals)
+            out = self.backbone.step(y, t_emb, prepared, control)
             return guidance.combine(list(out.chunk(reps, dim=0)))
 
         out = solve_ode(velocity, noise, grid, sampler.method)

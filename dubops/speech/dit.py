@@ -17,10 +17,10 @@ text embedding and its share of the input projection, rotary angles), and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from dubops.speech.layers import (
@@ -32,27 +32,7 @@ from dubops.speech.layers import (
     TimestepEmbedding,
     sinusoidal_table,
 )
-
-
-class DiTConfig(BaseModel):
-    """Backbone size. Defaults are F5TTS_v1_Base (its ``text_num_embeds`` is 2545)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dim: int = Field(1024, gt=0)
-    depth: int = Field(22, gt=0)
-    heads: int = Field(16, gt=0)
-    dim_head: int = Field(64, gt=0)
-    ff_mult: float = Field(2, gt=0)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    mel_dim: int = Field(100, gt=0)
-    text_num_embeds: int = Field(2545, gt=0, description="vocabulary size, without the filler")
-    text_dim: int = Field(512, gt=0)
-    conv_layers: int = Field(4, ge=0, description="ConvNeXt V2 blocks refining the text")
-    text_max_positions: int = Field(8192, gt=0, description="~87 s of 24 kHz mel frames")
-    mask_padding_keys: bool = Field(
-        False, description="exclude padded frames from attention (F5 attends to them)"
-    )
+from dubops.speech.settings import DiTConfig
 
 
 class TextEmbedding(nn.Module):
@@ -141,6 +121,12 @@ class InputEmbedding(nn.Module):
         return self.conv_pos_embed(h, mask=mask) + h
 
 
+# (h, t_emb, mask, rope) -> residuals added after the first blocks (ControlNet).
+Control = Callable[
+    [torch.Tensor, torch.Tensor, "torch.Tensor | None", torch.Tensor], list[torch.Tensor]
+]
+
+
 @dataclass
 class PreparedInputs:
     """What :meth:`DiT.prepare` caches for an ODE solve (batch already expanded)."""
@@ -226,14 +212,19 @@ class DiT(nn.Module):
         mask: torch.Tensor | None = None,
         drop_audio_cond: bool = False,
         drop_text: bool = False,
-        residuals: list[torch.Tensor] | None = None,
+        control: Control | None = None,
     ) -> torch.Tensor:
-        """Velocity (b, n, mel_dim) for noisy ``x``, prompt ``cond`` (b, n, mel_dim), ``text``."""
+        """Velocity (b, n, mel_dim) for noisy ``x``, prompt ``cond`` (b, n, mel_dim), ``text``.
+
+        ``control(h, t, mask, rope)`` (a ControlNet branch) sees the embedded input
+        and returns residuals added after the first blocks.
+        """
         if time.ndim == 0:
             time = time.repeat(x.shape[0])
         t = self.time_embed(time)
         h = self.embed_inputs(x, cond, text, mask, drop_audio_cond, drop_text)
         rope = self.rotary_embed.angles(x.shape[1])
+        residuals = control(h, t, mask, rope) if control is not None else None
         return self.run_blocks(h, t, mask, rope, residuals)
 
     # -- sampling fast path -------------------------------------------------
@@ -273,9 +264,12 @@ class DiT(nn.Module):
         x: torch.Tensor,
         t_emb: torch.Tensor,
         prepared: PreparedInputs,
-        residuals: list[torch.Tensor] | None = None,
+        control: Control | None = None,
     ) -> torch.Tensor:
         """Velocity for every variant: ``x (b, n, m)`` -> ``(repeats * b, n, m)``."""
         xs = x.repeat(prepared.repeats, 1, 1) if prepared.repeats > 1 else x
         h = self.input_embed.from_static(xs, prepared.static, prepared.mask)
+        residuals = None
+        if control is not None:
+            residuals = control(h, t_emb, prepared.mask, prepared.rope)
         return self.run_blocks(h, t_emb, prepared.mask, prepared.rope, residuals)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dubops.speech.cfm import FlowMatching, SamplerConfig
-from dubops.speech.dit import DiT, DiTConfig
+from dubops.speech.cfm import FlowMatching
+from dubops.speech.dit import DiT
+from dubops.speech.settings import DiTConfig, SamplerConfig
 from tests.parity.f5_reference import load_reference
 
 REF = load_reference()

@@ -1,0 +1,118 @@
+"""Speech-generator settings: pydantic only, so loading a config never imports torch.
+
+One section per concern (backbone, objective, sampler, ControlNet, duration),
+composed into :class:`SpeechConfig`, the ``speech`` section of ``DubOpsConfig``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DiTConfig(_Section):
+    """Backbone size. Defaults are F5TTS_v1_Base (its ``text_num_embeds`` is 2545)."""
+
+    dim: int = Field(1024, gt=0)
+    depth: int = Field(22, gt=0)
+    heads: int = Field(16, gt=0)
+    dim_head: int = Field(64, gt=0)
+    ff_mult: float = Field(2, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    mel_dim: int = Field(100, gt=0)
+    text_num_embeds: int = Field(2545, gt=0, description="vocabulary size, without the filler")
+    text_dim: int = Field(512, gt=0)
+    conv_layers: int = Field(4, ge=0, description="ConvNeXt V2 blocks refining the text")
+    text_max_positions: int = Field(8192, gt=0, description="~87 s of 24 kHz mel frames")
+    mask_padding_keys: bool = Field(
+        False, description="exclude padded frames from attention (F5 attends to them)"
+    )
+
+
+class FlowMatchingConfig(_Section):
+    """The training objective's masking and guidance dropout (F5-TTS defaults)."""
+
+    mask_min: float = Field(0.7, gt=0, le=1, description="smallest hidden fraction of a mel")
+    mask_max: float = Field(1.0, gt=0, le=1)
+    audio_drop_prob: float = Field(0.3, ge=0, le=1)
+    cond_drop_prob: float = Field(0.2, ge=0, le=1, description="prompt and text dropped")
+
+
+class SamplerConfig(_Section):
+    """ODE solve at inference: F5's defaults are 32 steps, sway -1, CFG 2."""
+
+    nfe: int = Field(32, ge=1, description="ODE steps (network evaluations per branch)")
+    method: Literal["euler", "midpoint"] = "euler"
+    sway_coef: float | None = Field(-1.0, description="None disables sway sampling")
+    cfg_strength: float = Field(2.0, ge=0)
+    use_epss: bool = Field(True, description="pruned grids for NFE 5/6/7/10/12/16")
+
+
+class GuidanceScales(_Section):
+    """Multi-condition CFG scales (DeepDubber 2.2): video, conclusion, script."""
+
+    visual: float = Field(1.5, ge=0)
+    conclusion: float = Field(1.0, ge=0)
+    script: float = Field(2.0, ge=0)
+
+
+class ControlNetConfig(_Section):
+    """Trainable copies of the first ``blocks`` DiT blocks and their conditions."""
+
+    blocks: int = Field(12, gt=0, description="12 for base, fewer for tiny")
+    visual_dim: int = Field(512, gt=0, description="frame feature width (CLIP: 768)")
+    visual_encoder: Literal["frames", "clip"] = Field(
+        "frames", description="frames: small CNN trained here; clip: local CLIP path"
+    )
+    clip_path: str | None = None
+    frame_size: int = Field(48, ge=16, description="frames are resized to this square")
+    emotion_dim: int = Field(256, gt=0, description="footage-graph emotion sequence width")
+    fusion_heads: int = Field(4, gt=0)
+    condition_drop_prob: float = Field(0.05, ge=0, le=1, description="each of video/concl./script")
+    duration_loss_weight: float = Field(0.1, ge=0)
+    guidance: GuidanceScales = GuidanceScales()
+
+
+class DurationConfig(_Section):
+    """Phoneme duration predictor (frames per phoneme)."""
+
+    dim: int = Field(256, gt=0)
+    layers: int = Field(4, gt=0)
+
+
+class StageTraining(_Section):
+    """Optimisation of one stage (the trainer's knobs that differ between stages)."""
+
+    lr: float = Field(7.5e-5, gt=0)
+    warmup_steps: int = Field(2000, ge=0)
+    total_steps: int = Field(200_000, gt=0)
+    frames_per_batch: int = Field(38_400, gt=0, description="frame budget per batch")
+    max_samples_per_batch: int = Field(64, gt=0)
+    max_minutes: float | None = Field(None, gt=0)
+    sample_every: int = Field(1000, gt=0)
+    save_every: int = Field(1000, gt=0)
+    eval_every: int = Field(500, gt=0)
+    ema_decay: float = Field(0.9999, gt=0, lt=1)
+
+
+class SpeechConfig(_Section):
+    """The ``speech`` section: text mode, network sizes, objective, sampler, stages."""
+
+    text_mode: Literal["aligned", "unaligned"] = Field(
+        "unaligned", description="aligned: phoneme ids repeated per frame (tiny)"
+    )
+    dit: DiTConfig = DiTConfig()
+    flow: FlowMatchingConfig = FlowMatchingConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    controlnet: ControlNetConfig = ControlNetConfig()
+    duration: DurationConfig = DurationConfig()
+    pretrain: StageTraining = StageTraining()
+    controlnet_training: StageTraining = StageTraining(lr=1e-4, warmup_steps=500)
+    vocoder: Literal["griffin-lim", "vocos"] = "griffin-lim"
+    vocoder_path: str | None = None
+    pretrained_dit: str | None = Field(None, description="local F5-TTS checkpoint to start from")

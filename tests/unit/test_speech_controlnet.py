@@ -1,0 +1,95 @@
+"""ControlNet at step 0 equals the pretrained DiT; conditions keep their shapes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dubops.speech.cfm import FlowMatching
+from dubops.speech.conditioning import (
+    ConclusionEmbedding,
+    ConditionFusion,
+    FrameEncoder,
+    to_mel_rate,
+)
+from dubops.speech.controlnet import ControlNet
+from dubops.speech.dit import DiT
+from dubops.speech.settings import DiTConfig, SamplerConfig
+
+SMALL = DiTConfig(
+    dim=64, depth=3, heads=4, dim_head=16, text_dim=32, conv_layers=1, text_num_embeds=20
+)
+
+
+def _trained_looking_dit(seed: int = 0) -> DiT:
+    torch.manual_seed(seed)
+    dit = DiT(SMALL).eval()
+    with torch.no_grad():  # leave AdaLN-zero so the output is not trivially zero
+        for p in dit.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return dit
+
+
+def _labels(b: int) -> dict[str, torch.Tensor]:
+    return {
+        name: torch.zeros(b, dtype=torch.long)
+        for name in ("scene_type", "gender", "age", "emotion")
+    }
+
+
+def test_step_zero_equals_the_base_dit_in_a_forward_pass():
+    dit = _trained_looking_dit()
+    net = ControlNet(dit, blocks=2)
+    x, cond = torch.randn(2, 30, 100), torch.randn(2, 30, 100)
+    text = torch.randint(0, 20, (2, 30))
+    t = torch.tensor([0.2, 0.7])
+    condition = torch.randn(2, 30, 64) * 3
+    with torch.no_grad():
+        plain = dit(x, cond, text, t)
+        controlled = dit(x, cond, text, t, control=net.control(condition))
+    assert plain.abs().max() > 1e-2
+    assert torch.equal(plain, controlled)
+
+
+def test_step_zero_equals_the_base_dit_through_sampling_and_moves_once_trained():
+    dit = _trained_looking_dit(1)
+    net = ControlNet(dit, blocks=3)
+    flow = FlowMatching(dit)
+    cond, text = torch.randn(1, 10, 100), torch.randint(0, 20, (1, 20))
+    condition = torch.randn(1, 25, 64)
+    sampler = SamplerConfig(nfe=8)
+    plain = flow.sample(cond, text, 25, seed=0, sampler=sampler)
+    controlled = flow.sample(
+        cond, text, 25, seed=0, sampler=sampler, control=net.control(condition.repeat(2, 1, 1))
+    )
+    assert torch.equal(plain, controlled)
+    with torch.no_grad():
+        net.zero_out[0].weight.normal_(0, 0.1)
+    moved = flow.sample(
+        cond, text, 25, seed=0, sampler=sampler, control=net.control(condition.repeat(2, 1, 1))
+    )
+    assert (moved - plain).abs().max() > 1e-3
+
+
+def test_controlnet_deeper_than_the_dit_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"speech\.controlnet\.blocks"):
+        ControlNet(DiT(SMALL), blocks=5)
+
+
+def test_conditions_reach_the_mel_rate_and_nulls_replace_dropped_ones():
+    enc = FrameEncoder(32)
+    frames = torch.randint(0, 255, (2, 10, 3, 48, 48), dtype=torch.uint8)
+    video = enc(frames)
+    assert video.shape == (2, 10, 32)
+    visual = to_mel_rate(video, torch.tensor([10, 6]), torch.tensor([37, 22]), 40)
+    assert visual.shape == (2, 40, 32)
+    assert torch.allclose(visual[1, 0], video[1, 0]) and torch.allclose(visual[1, 21], video[1, 5])
+    assert visual[1, 22:].abs().max() == 0
+    concl = ConclusionEmbedding(32)
+    tokens = concl(_labels(2), keep=torch.tensor([True, False]))
+    assert torch.equal(tokens[1], concl.null)
+    fusion = ConditionFusion(32, emotion_dim=16, model_dim=64, heads=4)
+    out = fusion(visual, torch.tensor([True, False]), tokens, emotion=torch.randn(2, 3, 16))
+    assert out.shape == (2, 40, 64)
+    no_emotion = fusion(visual, torch.tensor([True, False]), tokens)
+    assert not torch.allclose(out, no_emotion)
