@@ -6,6 +6,7 @@ in [-1, 1], mono. Mel parameters come from :class:`dubops.config.AudioConfig`.
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,6 +124,21 @@ def _mel_filters(config: AudioConfig) -> np.ndarray:
     return fb.T.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
+def _filter_pinv(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """Moore-Penrose pseudo-inverse of the mel filter bank, computed once per shape.
+
+    In float64 with NumPy: torch's float32 pinv of this non-contiguous matrix took
+    ~2 s per call here, and torch.linalg.lstsq's default CPU driver returned a
+    wrong solution for this under-determined system.
+    """
+    from types import SimpleNamespace
+
+    shape = SimpleNamespace(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels)
+    filters = _mel_filters(shape).astype(np.float64)  # type: ignore[arg-type]
+    return np.linalg.pinv(filters).astype(np.float32)
+
+
 def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarray:
     """Invert a log-mel to a waveform with no weights: pseudo-inverse + Griffin-Lim.
 
@@ -132,10 +148,8 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
     import torch
 
     mel_t = torch.as_tensor(mel, dtype=torch.float32)
-    filters = torch.from_numpy(_mel_filters(config))
-    # Moore-Penrose pseudo-inverse of the filter bank (torch.linalg.lstsq's default
-    # CPU driver returned a wrong solution for this under-determined system).
-    magnitude = (torch.linalg.pinv(filters) @ torch.exp(mel_t)).clamp(min=0)
+    inverse = torch.from_numpy(_filter_pinv(config.sample_rate, config.n_fft, config.n_mels))
+    magnitude = (inverse @ torch.exp(mel_t)).clamp(min=0)
     window = torch.hann_window(config.win_length)
     gen = torch.Generator().manual_seed(0)
     angles = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=gen))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dubops.cli import data
+from dubops.cli import data, train
 from dubops.cli.evaluate import evaluate_command
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
 app.command("eval")(evaluate_command)
 
 

@@ -207,8 +207,9 @@ class FlowMatching(nn.Module):
             lens = torch.full((b,), n_p, device=device, dtype=torch.long)
         if isinstance(duration, int):
             duration = torch.full((b,), duration, device=device, dtype=torch.long)
-        # At least one frame past the prompt and the text, as F5 requires.
-        duration = torch.maximum(torch.maximum((text != -1).sum(-1), lens) + 1, duration)
+        if text.shape[1] != int(duration.max()):
+            # Unaligned text (F5): at least one frame past the prompt and the text.
+            duration = torch.maximum(torch.maximum((text != -1).sum(-1), lens) + 1, duration)
         n = int(duration.max())
         cond_mask = lengths_to_mask(lens, n).unsqueeze(-1)
         cond = nnf.pad(cond, (0, 0, 0, n - n_p))

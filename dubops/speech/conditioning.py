@@ -137,8 +137,12 @@ class ConditionFusion(nn.Module):
         conclusion: torch.Tensor,
         emotion: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``visual (b, n, dv)``, ``conclusion (b, 4, dv)``, ``emotion (b, k, de)``."""
-        visual = torch.where(keep_visual[:, None, None], visual, self.visual_null)
+        """``visual (b, n, dv)``, ``conclusion (b, 4, dv)``, ``emotion (b, k, de)``.
+
+        ``keep_visual`` is per sample ``(b,)`` or per frame ``(b, n)``.
+        """
+        keep = keep_visual[:, None, None] if keep_visual.dim() == 1 else keep_visual[..., None]
+        visual = torch.where(keep, visual, self.visual_null)
         context = conclusion
         if emotion is not None:
             context = torch.cat([context, self.emotion_proj(emotion)], dim=1)

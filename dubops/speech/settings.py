@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dubops.speech.train_config import TrainConfig
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -85,21 +87,6 @@ class DurationConfig(_Section):
     layers: int = Field(4, gt=0)
 
 
-class StageTraining(_Section):
-    """Optimisation of one stage (the trainer's knobs that differ between stages)."""
-
-    lr: float = Field(7.5e-5, gt=0)
-    warmup_steps: int = Field(2000, ge=0)
-    total_steps: int = Field(200_000, gt=0)
-    frames_per_batch: int = Field(38_400, gt=0, description="frame budget per batch")
-    max_samples_per_batch: int = Field(64, gt=0)
-    max_minutes: float | None = Field(None, gt=0)
-    sample_every: int = Field(1000, gt=0)
-    save_every: int = Field(1000, gt=0)
-    eval_every: int = Field(500, gt=0)
-    ema_decay: float = Field(0.9999, gt=0, lt=1)
-
-
 class SpeechConfig(_Section):
     """The ``speech`` section: text mode, network sizes, objective, sampler, stages."""
 
@@ -111,8 +98,8 @@ class SpeechConfig(_Section):
     sampler: SamplerConfig = SamplerConfig()
     controlnet: ControlNetConfig = ControlNetConfig()
     duration: DurationConfig = DurationConfig()
-    pretrain: StageTraining = StageTraining()
-    controlnet_training: StageTraining = StageTraining(lr=1e-4, warmup_steps=500)
+    pretrain: TrainConfig = TrainConfig()
+    controlnet_training: TrainConfig = TrainConfig(lr=1e-4, warmup_steps=500)
     vocoder: Literal["griffin-lim", "vocos"] = "griffin-lim"
     vocoder_path: str | None = None
     pretrained_dit: str | None = Field(None, description="local F5-TTS checkpoint to start from")

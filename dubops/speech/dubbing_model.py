@@ -1,0 +1,137 @@
+"""Stage 2.2's trainable whole: frozen pretrained DiT + ControlNet + conditions + durations.
+
+Training draws the DeepDubber guidance dropout: video, conclusion and script are
+each dropped with ``condition_drop_prob`` (5 %); dropping the script also drops
+the prompt audio, as F5's unconditional branch does, and the prompt audio alone
+is still dropped with F5's 30 %. The loss is flow matching on the hidden span
+plus ``duration_loss_weight`` x the duration predictor's loss.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dubops.speech.cfm import FlowMatching
+from dubops.speech.conditioning import (
+    ClipFrameEncoder,
+    ConclusionEmbedding,
+    ConditionFusion,
+    FrameEncoder,
+    to_mel_rate,
+)
+from dubops.speech.controlnet import ControlNet
+from dubops.speech.duration import DurationPredictor, duration_loss
+from dubops.speech.settings import SpeechConfig
+
+
+class DubbingModel(nn.Module):
+    """Everything stage 2.2 trains, around the frozen stage-2.1 flow model."""
+
+    def __init__(self, flow: FlowMatching, config: SpeechConfig, vocab_size: int) -> None:
+        super().__init__()
+        cn = config.controlnet
+        self.config = config
+        self.flow = flow
+        self.flow.requires_grad_(False)
+        dim = flow.backbone.config.dim
+        self.controlnet = ControlNet(flow.backbone, cn.blocks)
+        if cn.visual_encoder == "clip":
+            if not cn.clip_path:
+                raise ValueError("speech.controlnet.clip_path is required for visual_encoder clip")
+            self.visual = ClipFrameEncoder(cn.clip_path, cn.visual_dim)
+        else:
+            self.visual = FrameEncoder(cn.visual_dim)
+        self.conclusion = ConclusionEmbedding(cn.visual_dim)
+        self.fusion = ConditionFusion(cn.visual_dim, cn.emotion_dim, dim, cn.fusion_heads)
+        self.duration = DurationPredictor.from_config(
+            config.duration, vocab_size, cond_dim=cn.visual_dim, visual_dim=cn.visual_dim
+        )
+
+    def train(self, mode: bool = True) -> DubbingModel:
+        super().train(mode)
+        self.flow.eval()  # the pretrained DiT stays frozen, dropout included
+        return self
+
+    def condition(
+        self,
+        frames: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        labels: dict[str, torch.Tensor],
+        mel_lengths: torch.Tensor,
+        n: int,
+        keep_visual: torch.Tensor,
+        keep_conclusion: torch.Tensor,
+        emotion: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (fused condition (b, n, d), video-rate features (b, f, dv), conclusion tokens)."""
+        video = self.visual(frames)
+        visual = to_mel_rate(video, frame_lengths, mel_lengths, n)
+        tokens = self.conclusion(labels, keep_conclusion)
+        return self.fusion(visual, keep_visual, tokens, emotion), video, tokens
+
+    def condition_visual(
+        self, video: torch.Tensor, frame_lengths: torch.Tensor, n: int
+    ) -> torch.Tensor:
+        """Video-rate features ``(b, f, dv)`` stretched over ``n`` mel frames."""
+        lengths = torch.full_like(frame_lengths, n)
+        return to_mel_rate(video, frame_lengths, lengths, n)
+
+    def predict_log_durations(
+        self,
+        phonemes: torch.Tensor,
+        phoneme_mask: torch.Tensor,
+        video: torch.Tensor,
+        frame_lengths: torch.Tensor,
+        tokens: torch.Tensor,
+        keep_visual: torch.Tensor,
+    ) -> torch.Tensor:
+        """log(1 + frames) per phoneme; a dropped video reads as zeros (never all-masked)."""
+        positions = torch.arange(video.shape[1], device=video.device)[None]
+        frame_mask = positions < frame_lengths[:, None]
+        video = torch.where(keep_visual[:, None, None], video, torch.zeros_like(video))
+        return self.duration(
+            phonemes, phoneme_mask, cond=tokens.mean(dim=1), visual=video, visual_mask=frame_mask
+        )
+
+    def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        cn = self.config.controlnet
+        mel, lengths = batch["mel"], batch["mel_lengths"]
+        b, n, _ = mel.shape
+        p = cn.condition_drop_prob
+        u = torch.rand(2 * b + 2).tolist()  # CPU draws: decisions, not tensors on the device
+        keep_visual = torch.tensor([x >= p for x in u[:b]], device=mel.device)
+        keep_conclusion = torch.tensor([x >= p for x in u[b : 2 * b]], device=mel.device)
+        drop_text = u[-2] < p
+        drop_audio = drop_text or u[-1] < self.flow.config.audio_drop_prob
+        condition, video, tokens = self.condition(
+            batch["frames"],
+            batch["frame_lengths"],
+            batch["labels"],
+            lengths,
+            n,
+            keep_visual,
+            keep_conclusion,
+            batch.get("emotion"),
+        )
+        flow_loss, _ = self.flow.infill_loss(
+            mel,
+            batch["text"],
+            lengths,
+            control=self.controlnet.control(condition),
+            drops=(drop_audio, drop_text),
+        )
+        log_dur = self.predict_log_durations(
+            batch["phonemes"],
+            batch["phoneme_mask"],
+            video,
+            batch["frame_lengths"],
+            tokens,
+            keep_visual,
+        )
+        dur_loss = duration_loss(log_dur, batch["durations"], batch["phoneme_mask"]).loss
+        total = flow_loss + cn.duration_loss_weight * dur_loss
+        return total, {
+            "flow_loss": float(flow_loss.detach()),
+            "duration_loss": float(dur_loss.detach()),
+        }

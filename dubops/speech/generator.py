@@ -1,0 +1,265 @@
+"""The speech generator's inference object: script + prompt + video -> 24 kHz speech.
+
+:class:`SpeechGenerator` bundles the vocabulary, the flow model, the stage-2.2
+parts (ControlNet, conditions, duration predictor) when present, and a vocoder.
+``generate`` validates inputs (clear :class:`SpeechInputError` / ``ScriptError``),
+phonemizes the script, fits the phoneme durations exactly into the video slot,
+samples with multi-condition guidance and vocodes. Ablations (no video, no
+conclusion, no duration predictor) are switches on the same call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dubops.config import AudioConfig
+from dubops.data.datasets import PhonemeVocab
+from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.speech.guidance import multi_condition
+from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
+from dubops.speech.settings import GuidanceScales, SpeechConfig
+from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
+
+_FIELDS = {"scene_type": SCENE_TYPES, "gender": GENDERS, "age": AGES, "emotion": EMOTIONS}
+PAUSE = "_"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Conditions switched off at inference (the paper's ablation table)."""
+
+    visual: bool = True
+    conclusion: bool = True
+    duration_predictor: bool = True
+
+    @classmethod
+    def named(cls, name: str) -> Ablation:
+        table = {
+            "none": cls(),
+            "no-visual": cls(visual=False),
+            "no-conclusion": cls(conclusion=False),
+            "no-duration": cls(duration_predictor=False),
+        }
+        if name not in table:
+            raise ValueError(f"ablation {name!r} is unknown; choose one of {sorted(table)}")
+        return table[name]
+
+
+def conclusion_labels(conclusion: Any) -> dict[str, torch.Tensor]:
+    """A Conclusion (or dict with its four fields) -> ``{field: (1,) class index}``."""
+    values = conclusion if isinstance(conclusion, dict) else conclusion.__dict__
+    labels = {}
+    for name, options in _FIELDS.items():
+        value = values.get(name)
+        if value not in options:
+            raise SpeechInputError("conclusion", f"{name} must be one of {options}, got {value!r}")
+        labels[name] = torch.tensor([options.index(value)])
+    return labels
+
+
+def _frames_tensor(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
+    """``(f, h, w, 3)`` or ``(f, 3, h, w)`` uint8 -> ``(1, f, 3, size, size)`` uint8."""
+    import torch.nn.functional as nnf
+
+    x = torch.as_tensor(np.asarray(frames))
+    if x.ndim != 4 or 3 not in (x.shape[1], x.shape[-1]):
+        raise SpeechInputError("video", f"frames must be (f, h, w, 3) RGB, got {tuple(x.shape)}")
+    if x.shape[-1] == 3:
+        x = x.permute(0, 3, 1, 2)
+    x = nnf.interpolate(x.float(), size=(size, size), mode="area")
+    return x.round().clamp(0, 255).to(torch.uint8)[None]
+
+
+def dub_clip_mel(
+    model: Any,
+    item: dict,
+    prompt_mel: torch.Tensor,
+    target_frames: int,
+    speech: SpeechConfig,
+    ablation: Ablation = Ablation(),
+    emotion: torch.Tensor | None = None,
+    seed: int = 0,
+    phonemes: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Stage-2.2 sampling for one clip -> target mel ``(target_frames, m)``.
+
+    ``item`` carries ``frames (f, 3, s, s)``, ``labels`` and ``phonemes`` (corpus ids);
+    durations come from the predictor fitted to ``target_frames`` (or are spread
+    evenly over the slot for the no-duration ablation).
+    """
+    device = next(model.parameters()).device
+    ids = (item["phonemes"] if phonemes is None else phonemes).to(device)
+    frames = item["frames"][None].to(device)
+    f = torch.tensor([frames.shape[1]], device=device)
+    labels = {k: torch.as_tensor(v).reshape(1).to(device) for k, v in item["labels"].items()}
+    keep_v = torch.tensor([ablation.visual], device=device)
+    keep_c = torch.tensor([ablation.conclusion], device=device)
+    with torch.no_grad():
+        video = model.visual(frames)
+        tokens = model.conclusion(labels, keep_c)
+        pause = (ids == item.get("pause_id", -1)) if "pause_id" in item else None
+        if ablation.duration_predictor:
+            log_dur = model.predict_log_durations(
+                ids[None], torch.ones_like(ids[None], dtype=torch.bool), video, f, tokens, keep_v
+            )[0]
+        else:
+            log_dur = torch.zeros(len(ids), device=device)
+        from dubops.speech.duration import predict_frames
+
+        durations = predict_frames(log_dur, pause=pause, total_frames=target_frames)
+        scales = speech.controlnet.guidance
+        scales = scales.model_copy(
+            update={
+                "visual": scales.visual if ablation.visual else 0.0,
+                "conclusion": scales.conclusion if ablation.conclusion else 0.0,
+            }
+        )
+        guidance, keeps = multi_condition(scales)
+        n_p = len(prompt_mel)
+        n = n_p + target_frames
+        # The video covers the target only: the prompt's frames read the learned
+        # "no video" embedding, per frame.
+        keep_v = torch.zeros(len(keeps), n, dtype=torch.bool, device=device)
+        keep_v[:, n_p:] = torch.tensor([k and ablation.visual for k, _ in keeps], device=device)[
+            :, None
+        ]
+        keep_c = torch.tensor([c and ablation.conclusion for _, c in keeps], device=device)
+        tokens = model.conclusion({k: v.repeat(len(keeps)) for k, v in labels.items()}, keep_c)
+        visual = torch.zeros(len(keeps), n, video.shape[-1], device=device)
+        visual[:, n_p:] = model.condition_visual(video, f, target_frames)
+        emotions = None if emotion is None else emotion.to(device).repeat(len(keeps), 1, 1)
+        condition = model.fusion(visual, keep_v, tokens, emotions)
+    if speech.text_mode == "aligned":
+        text = aligned_text(len(prompt_mel), ids.cpu(), durations)
+    else:
+        text = unaligned_text(ids.cpu()[:0], ids.cpu())
+    return generate_mel(
+        model.flow,
+        prompt_mel,
+        text,
+        target_frames,
+        speech.sampler,
+        guidance=guidance,
+        control=model.controlnet.control(condition),
+        seed=seed,
+    )
+
+
+class SpeechGenerator:
+    """Script + timbre prompt + silent video (or a duration) -> speech at 24 kHz."""
+
+    def __init__(
+        self,
+        model: Any,
+        vocab: PhonemeVocab,
+        speech: SpeechConfig,
+        audio: AudioConfig,
+        vocoder: Any = None,
+    ) -> None:
+        from dubops.audio import MelFrontEnd
+        from dubops.speech.vocoder import build_vocoder
+
+        self.model = model.eval()
+        self.vocab = vocab
+        self.speech = speech
+        self.audio = audio
+        self.mel = MelFrontEnd(audio)
+        self.vocoder = vocoder or build_vocoder(speech.vocoder, speech.vocoder_path, audio=audio)
+
+    @classmethod
+    def from_dir(cls, run_dir: str | Path, audio: AudioConfig | None = None) -> SpeechGenerator:
+        """A finished ``controlnet`` run folder (it points at its ``dit-pretrain`` folder)."""
+        from safetensors.torch import load_file
+
+        from dubops.speech.dubbing_model import DubbingModel
+        from dubops.speech.stages import DUBBING_FILE, load_flow
+
+        root = Path(run_dir)
+        weights = root / DUBBING_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(
+                f"{weights} is missing; run `dubops train controlnet --out {root}` first"
+            )
+        stage = json.loads((root / "stage.json").read_text())
+        flow, vocab, _ = load_flow(stage["pretrain_dir"])
+        speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
+        model = DubbingModel(flow, speech, len(vocab))
+        missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
+        if unexpected or any(not k.startswith("flow.") for k in missing):
+            raise ValueError(f"{weights} does not fit this build: {unexpected or missing}")
+        return cls(model, vocab, speech, audio or AudioConfig())
+
+    def phoneme_ids(self, script: str, voice: str = "en-us") -> torch.Tensor:
+        from dubops.speech.text import phonemize
+
+        return torch.tensor(self.vocab.encode(phonemize(script, voice, audio=self.audio)))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        script: str,
+        prompt_wav: np.ndarray,
+        prompt_sample_rate: int,
+        video_frames: np.ndarray | torch.Tensor | None = None,
+        target_seconds: float | None = None,
+        conclusion: Any = None,
+        emotion_cond: torch.Tensor | None = None,
+        nfe: int | None = None,
+        guidance: GuidanceScales | None = None,
+        ablation: Ablation = Ablation(),
+        seed: int = 0,
+        voice: str = "en-us",
+        fps: float = 25.0,
+    ) -> np.ndarray:
+        """Speak ``script`` in the prompt's voice, exactly as long as the video slot.
+
+        Args:
+            video_frames: ``(f, h, w, 3)`` uint8 at ``fps``; the slot is ``f / fps`` s.
+            target_seconds: the slot when there is no video (the video branch is
+                then dropped, as in training's guidance dropout).
+            conclusion: the reasoner's Conclusion (or a dict of its four fields);
+                None drops the conclusion branch.
+            emotion_cond: ``(1, k, emotion_dim)`` footage-graph emotion vectors.
+            nfe / guidance: override the sampler's steps and the three scales.
+
+        Raises:
+            SpeechInputError / ScriptError: naming the bad field and the fix.
+        """
+        if video_frames is None and target_seconds is None:
+            raise SpeechInputError("video", "give video_frames or target_seconds")
+        seconds = len(video_frames) / fps if video_frames is not None else float(target_seconds)
+        target = slot_frames(seconds, self.audio)
+        ids = self.phoneme_ids(script, voice)
+        pause_id = self.vocab.index.get(PAUSE, -1)
+        check_slot(
+            int((ids != pause_id).sum()), target, self.audio.hop_length, self.audio.sample_rate
+        )
+        prompt = prepare_prompt(prompt_wav, prompt_sample_rate, self.audio.sample_rate)
+        prompt_mel = self.mel(prompt).T
+        size = self.speech.controlnet.frame_size
+        if video_frames is not None:
+            frames = _frames_tensor(video_frames, size)[0]
+        else:
+            frames = torch.zeros(max(1, round(seconds * fps)), 3, size, size, dtype=torch.uint8)
+            ablation = Ablation(False, ablation.conclusion, ablation.duration_predictor)
+        if conclusion is None:
+            labels = {name: torch.tensor([0]) for name in _FIELDS}
+            ablation = Ablation(ablation.visual, False, ablation.duration_predictor)
+        else:
+            labels = conclusion_labels(conclusion)
+        speech = self.speech.model_copy(deep=True)
+        if nfe is not None:
+            speech.sampler.nfe = nfe
+        if guidance is not None:
+            speech.controlnet.guidance = guidance
+        item = {"phonemes": ids, "frames": frames, "labels": labels, "pause_id": pause_id}
+        mel = dub_clip_mel(
+            self.model, item, prompt_mel, target, speech, ablation, emotion_cond, seed
+        )
+        return self.vocoder.decode(mel.T)[0].cpu().numpy()

@@ -1,0 +1,277 @@
+"""The two training stages of the speech generator as library functions.
+
+``pretrain_dit`` (DeepDubber 2.1): flow matching on every training utterance
+(clip targets and their timbre prompts). ``tune_controlnet`` (2.2): the frozen
+pretrained DiT under a ControlNet conditioned on video and the conclusion, with
+the duration predictor. Both run :class:`dubops.speech.trainer.Trainer`, log
+through the tracker they are given, and leave in ``out_dir``:
+
+* ``checkpoints/`` (resumable), ``samples/step_*/`` (wav + mel plot),
+* ``vocab.json``, ``speech.json`` (the speech config the weights belong to),
+* the exported EMA weights: ``dit.safetensors`` (F5 layout: loads into
+  :class:`~dubops.speech.dit.DiT`) or ``dubbing.safetensors`` (the stage-2.2
+  parts; the DiT is referenced through ``stage.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dubops.config import DubOpsConfig
+from dubops.data.datasets import PhonemeVocab, load_manifest
+from dubops.fileio import write_json
+from dubops.speech.cfm import FlowMatching
+from dubops.speech.data import (
+    MODEL_NOTEXT,
+    ClipDataset,
+    UtteranceDataset,
+    check_vocab_fits,
+    collate_utterances,
+)
+from dubops.speech.dit import DiT
+from dubops.speech.settings import SpeechConfig
+from dubops.speech.train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+DIT_FILE = "dit.safetensors"
+DUBBING_FILE = "dubbing.safetensors"
+
+
+@dataclass
+class StageResult:
+    """What a stage run ended with (also written to ``out_dir/stage.json``)."""
+
+    stage: str
+    out_dir: str
+    weights: str
+    step: int
+    train_loss: float | None
+    val_loss: float | None
+    minutes: float
+    stopped_early: bool
+
+
+def build_flow(speech: SpeechConfig) -> FlowMatching:
+    """The stage-2.1 model for a speech config (random init, or a local F5 checkpoint)."""
+    if speech.pretrained_dit:
+        from dubops.speech.pretrained import load_dit
+
+        backbone = load_dit(speech.pretrained_dit, speech.dit)
+    else:
+        backbone = DiT(speech.dit)
+    notext = MODEL_NOTEXT if speech.text_mode == "aligned" else None
+    return FlowMatching(backbone, speech.flow, notext_id=notext)
+
+
+def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, SpeechConfig]:
+    """A finished ``dit-pretrain`` folder -> (flow model with EMA weights, vocab, config)."""
+    from safetensors.torch import load_file
+
+    root = Path(pretrain_dir)
+    weights = root / DIT_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights} is missing; run `dubops train dit-pretrain --out {root}` first"
+        )
+    speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
+    flow = build_flow(speech.model_copy(update={"pretrained_dit": None}))
+    flow.backbone.load_state_dict(load_file(str(weights)), strict=True)
+    return flow.eval(), PhonemeVocab.load(root / "vocab.json"), speech
+
+
+def _vocab(data_dir: Path, speech: SpeechConfig) -> PhonemeVocab:
+    vocab = PhonemeVocab.from_manifest(load_manifest(data_dir))
+    check_vocab_fits(vocab, speech.dit.text_num_embeds)
+    return vocab
+
+
+def _with_limit(train: TrainConfig, max_minutes: float | None) -> TrainConfig:
+    return train if max_minutes is None else train.model_copy(update={"max_minutes": max_minutes})
+
+
+def _mel_png(mels: dict[str, torch.Tensor], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(mels), 1, figsize=(8, 1.8 * len(mels)), squeeze=False)
+    for ax, (name, mel) in zip(axes[:, 0], mels.items(), strict=True):
+        ax.imshow(mel.T.numpy(), origin="lower", aspect="auto", cmap="magma")
+        ax.set_title(name, fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def _write_samples(
+    folder: Path, named: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DubOpsConfig
+) -> list[Path]:
+    """``{name: (generated mel, reference mel)}`` -> wavs (Griffin-Lim) and one mel plot."""
+    from dubops.audio import write_wav
+    from dubops.speech.vocoder import GriffinLimVocoder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocoder = GriffinLimVocoder(config.audio)
+    files, plots = [], {}
+    for name, (mel, ref) in named.items():
+        wave = vocoder.decode(mel.T)[0].numpy()
+        path = folder / f"{name}.wav"
+        write_wav(path, wave, config.audio.sample_rate)
+        files.append(path)
+        plots[f"{name} generated"] = mel
+        plots[f"{name} reference"] = ref
+    files.append(_mel_png(plots, folder / "mels.png"))
+    return files
+
+
+def _finish(
+    stage: str, out: Path, weights: Path, result: Any, start: float, tracker: Any
+) -> StageResult:
+    summary = StageResult(
+        stage=stage,
+        out_dir=str(out),
+        weights=str(weights),
+        step=result.step,
+        train_loss=result.train_loss,
+        val_loss=result.val_loss,
+        minutes=round((time.time() - start) / 60, 2),
+        stopped_early=result.stopped_early,
+    )
+    previous = out / "stage.json"
+    extra = json.loads(previous.read_text()) if previous.is_file() else {}
+    write_json(previous, {**extra, **asdict(summary)})
+    if tracker is not None:
+        tracker.log_artifact(previous)
+    return summary
+
+
+def pretrain_dit(
+    config: DubOpsConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    tracker: Any = None,
+) -> StageResult:
+    """Stage 2.1: flow-matching pretraining of the DiT on the corpus's training split."""
+    from safetensors.torch import save_file
+
+    from dubops.speech.trainer import Trainer
+
+    start = time.time()
+    data_dir, out = Path(data_dir), Path(out_dir)
+    speech = config.speech
+    vocab = _vocab(data_dir, speech)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab.save(out / "vocab.json")
+    write_json(out / "speech.json", json.loads(speech.model_dump_json()))
+    train = UtteranceDataset(data_dir, config.audio, ["train"], vocab, include_prompts=True)
+    val = UtteranceDataset(data_dir, config.audio, ["val"], vocab, include_prompts=False)
+    flow = build_flow(speech)
+    mode = speech.text_mode
+
+    def collate(items):
+        return collate_utterances(items, mode)
+
+    def sample_fn(model: FlowMatching, step: int, folder: Path) -> list[Path]:
+        from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
+
+        named = {}
+        for i in range(min(2, len(val))):
+            item = val[i]
+            ref = item["mel"]
+            prompt = ref[: max(1, len(ref) // 4)]
+            if mode == "aligned":
+                # The first quarter plays the prompt; the rest follows the true durations.
+                text = aligned_text(0, item["phonemes"], item["durations"])
+                text[0, : len(prompt)] = MODEL_NOTEXT
+            else:
+                text = unaligned_text(item["phonemes"][:0], item["phonemes"])
+            mel = generate_mel(model, prompt, text, len(ref) - len(prompt), speech.sampler)
+            named[f"val{i}"] = (torch.cat([prompt, mel]), ref)
+        return _write_samples(folder, named, config)
+
+    trainer = Trainer(flow, _with_limit(speech.pretrain, max_minutes), out, tracker, sample_fn)
+    result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
+    from dubops.speech.checkpoint import load_weights
+
+    if result.checkpoint is not None:
+        load_weights(result.checkpoint, flow, use_ema=True)
+    weights = out / DIT_FILE
+    tmp = weights.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in flow.backbone.state_dict().items()}, str(tmp))
+    tmp.replace(weights)
+    return _finish("dit-pretrain", out, weights, result, start, tracker)
+
+
+def tune_controlnet(
+    config: DubOpsConfig,
+    data_dir: str | Path,
+    pretrain_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    max_minutes: float | None = None,
+    tracker: Any = None,
+) -> StageResult:
+    """Stage 2.2: ControlNet + conditions + duration predictor over the frozen DiT."""
+    from safetensors.torch import save_file
+
+    from dubops.speech.checkpoint import load_weights
+    from dubops.speech.dubbing_model import DubbingModel
+    from dubops.speech.trainer import Trainer
+
+    start = time.time()
+    data_dir, out = Path(data_dir), Path(out_dir)
+    flow, vocab, pre_speech = load_flow(pretrain_dir)
+    # The DiT's shape and text mode come from the pretrained folder; the rest from config.
+    speech = config.speech.model_copy(
+        update={"dit": pre_speech.dit, "text_mode": pre_speech.text_mode}
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    vocab.save(out / "vocab.json")
+    write_json(out / "speech.json", json.loads(speech.model_dump_json()))
+    write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
+    size = speech.controlnet.frame_size
+    train = ClipDataset(data_dir, config.audio, ["train"], vocab, size)
+    val = ClipDataset(data_dir, config.audio, ["val"], vocab, size)
+    model = DubbingModel(flow, speech, len(vocab))
+    mode = speech.text_mode
+
+    def collate(items):
+        return collate_utterances(items, mode)
+
+    def sample_fn(m: DubbingModel, step: int, folder: Path) -> list[Path]:
+        from dubops.speech.generator import dub_clip_mel
+
+        named = {}
+        for i in range(min(2, len(val))):
+            item = val[i]
+            ref = item["mel"]
+            prompt = ref[: max(1, len(ref) // 4)]
+            mel = dub_clip_mel(m, item, prompt, len(ref), speech)
+            named[f"val{i}"] = (mel, ref)
+        return _write_samples(folder, named, config)
+
+    trainer = Trainer(
+        model, _with_limit(speech.controlnet_training, max_minutes), out, tracker, sample_fn
+    )
+    result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
+    if result.checkpoint is not None:
+        load_weights(result.checkpoint, model, use_ema=True)
+    weights = out / DUBBING_FILE
+    tmp = weights.with_suffix(".tmp")
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("flow.")}
+    save_file(state, str(tmp))
+    tmp.replace(weights)
+    return _finish("controlnet", out, weights, result, start, tracker)

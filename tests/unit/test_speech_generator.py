@@ -1,0 +1,112 @@
+"""SpeechGenerator on a random tiny model: slot fit, guidance, and clear input errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dubops.config import load_config
+from dubops.data.datasets import PhonemeVocab
+from dubops.speech.cfm import FlowMatching
+from dubops.speech.data import MODEL_NOTEXT
+from dubops.speech.dit import DiT
+from dubops.speech.dubbing_model import DubbingModel
+from dubops.speech.generator import Ablation, SpeechGenerator
+from dubops.speech.guidance import multi_condition
+from dubops.speech.inputs import SpeechInputError
+from dubops.speech.settings import GuidanceScales
+from dubops.speech.text import ScriptError
+
+SYMBOLS = list("abdefghiklmnoprstuvwz@IE0VU_")
+CONCLUSION = {"scene_type": "monologue", "gender": "female", "age": "adult", "emotion": "joy"}
+
+
+@pytest.fixture(scope="module")
+def generator() -> SpeechGenerator:
+    torch.manual_seed(0)
+    config = load_config(
+        "tiny",
+        overrides=[
+            "speech.dit={dim: 64, depth: 2, heads: 2, dim_head: 32, text_dim: 32, "
+            "conv_layers: 1, text_num_embeds: 128}",
+            "speech.controlnet.blocks=1",
+            "speech.controlnet.visual_dim=32",
+            "speech.duration={dim: 32, layers: 1}",
+            "speech.sampler.nfe=4",
+            "audio.griffin_lim_iters=2",
+        ],
+    )
+    vocab = PhonemeVocab(SYMBOLS)
+    flow = FlowMatching(DiT(config.speech.dit), notext_id=MODEL_NOTEXT)
+    model = DubbingModel(flow, config.speech, len(vocab))
+    return SpeechGenerator(model, vocab, config.speech, config.audio)
+
+
+def _prompt(seconds: float = 1.0, rate: int = 24_000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.1 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+
+
+def test_speech_fills_the_video_slot_exactly(generator):
+    frames = np.zeros((50, 40, 40, 3), dtype=np.uint8)  # 2.0 s at 25 fps
+    wave = generator.generate(
+        "Hello there.", _prompt(), 24_000, video_frames=frames, conclusion=CONCLUSION
+    )
+    assert abs(len(wave) / 24_000 - 2.0) < 256 / 24_000 * 1.5
+    assert np.isfinite(wave).all()
+
+
+def test_target_seconds_without_video_and_ablations(generator):
+    for name in ("none", "no-visual", "no-conclusion", "no-duration"):
+        wave = generator.generate(
+            "Good morning.",
+            _prompt(),
+            24_000,
+            target_seconds=1.5,
+            conclusion=CONCLUSION,
+            ablation=Ablation.named(name),
+        )
+        assert abs(len(wave) / 24_000 - 1.5) < 0.02
+
+
+def test_wrong_prompt_rate_is_resampled_not_refused(generator):
+    wave = generator.generate("Yes.", _prompt(rate=16_000), 16_000, target_seconds=1.0)
+    assert abs(len(wave) / 24_000 - 1.0) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "field"),
+    [
+        ({"script": "   "}, ScriptError, "script"),
+        ({"prompt_wav": _prompt(0.3)}, SpeechInputError, "prompt_wav"),
+        ({"target_seconds": 0.05}, SpeechInputError, "video"),
+        ({"target_seconds": None}, SpeechInputError, "video"),
+        ({"conclusion": {**CONCLUSION, "emotion": "bored"}}, SpeechInputError, "conclusion"),
+    ],
+)
+def test_bad_input_is_a_clear_error(generator, kwargs, error, field):
+    call = {
+        "script": "Hello there, how are you today?",
+        "prompt_wav": _prompt(),
+        "prompt_sample_rate": 24_000,
+        "target_seconds": 2.0,
+        "conclusion": CONCLUSION,
+    }
+    call.update(kwargs)
+    with pytest.raises(error, match=field):
+        generator.generate(**call)
+
+
+def test_unknown_characters_are_dropped_with_the_rest_spoken(generator):
+    wave = generator.generate("Hello ☃ there!", _prompt(), 24_000, target_seconds=1.0)
+    assert len(wave) > 0
+
+
+def test_guidance_composition_reduces_to_conditional_at_unit_scales():
+    guidance, keeps = multi_condition(GuidanceScales(visual=1, conclusion=1, script=1))
+    assert keeps == [(True, True)] and len(guidance.variants) == 1
+    guidance, keeps = multi_condition(GuidanceScales(visual=2, conclusion=3, script=4))
+    v = [torch.full((1,), x) for x in (10.0, 6.0, 5.0, 1.0)]  # full, V+C, V, none
+    assert float(guidance.combine(v)[0]) == 1 + 2 * (5 - 1) + 3 * (6 - 5) + 4 * (10 - 6)
+    assert keeps == [(True, True), (True, True), (True, False), (False, False)]
