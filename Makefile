@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 NODEPS := $(wildcard requirements/nodeps-*.txt)
 STAMP := $(VENV)/.install-stamp-$(shell cat pyproject.toml $(NODEPS) | sha256sum | cut -c1-16)
 DEMO_DIR ?= data/tiny
+DEMO_OUT ?= outputs/demo
+# Minutes per training stage in the demo (the README's figures use the preset's 25).
+DEMO_MINUTES ?= 3
 # glibc returning freed memory and re-requesting it made small-model torch
 # training 10-13x slower on these machines (DESIGN.md): keep it.
 export MALLOC_MMAP_THRESHOLD_ := 33554432
@@ -33,6 +36,13 @@ demo: install
 	$(BIN)/dubops data synth --preset tiny --out $(DEMO_DIR)
 	$(BIN)/dubops data validate $(DEMO_DIR)
 	$(BIN)/dubops data report $(DEMO_DIR) --preset tiny
+	$(BIN)/dubops train dit-pretrain --data $(DEMO_DIR) --out $(DEMO_OUT)/dit_pretrain \
+		--max-minutes $(DEMO_MINUTES)
+	$(BIN)/dubops train controlnet --data $(DEMO_DIR) --pretrained $(DEMO_OUT)/dit_pretrain \
+		--out $(DEMO_OUT)/controlnet --max-minutes $(DEMO_MINUTES)
+	rm -rf $(DEMO_OUT)/dubbed
+	$(BIN)/dubops dub --model $(DEMO_OUT)/controlnet --data $(DEMO_DIR) --split test_s2 \
+		--max-clips 4 --out $(DEMO_OUT)/dubbed
 
 test: install
 	$(BIN)/ruff check .

@@ -49,6 +49,23 @@ def evaluate_command(
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("outputs/eval"),
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    mouth: Annotated[
+        str,
+        typer.Option(
+            help="Mouth tracking for the LSE proxy: cartoon (drawn mouths) or face-mesh "
+            "(filmed faces, MediaPipe)."
+        ),
+    ] = "cartoon",
+    syncnet: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local SyncNet weights (syncnet_v2.model): exact LSE-D / LSE-C as well.",
+            dir_okay=False,
+        ),
+    ] = None,
+    max_clips: Annotated[
+        int | None, typer.Option(help="Score only the first N clips of the splits.", min=1)
+    ] = None,
     mlflow: Annotated[
         bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")
     ] = False,
@@ -59,24 +76,30 @@ def evaluate_command(
 ) -> None:
     """Score --pred folders and --baseline systems on the test splits; write JSON + HTML."""
     config = load(preset, config_file, overrides)
-    from dubops.evaluation.session import run_evaluation
+    from dubops.evaluation.session import EvalOptions, run_evaluation
 
     corpus = ref.parent if ref.suffix == ".parquet" else ref
     with user_errors():
         if not pred and not baseline:
             raise ValueError("nothing to score: pass --pred DIR and/or --baseline NAME")
+        options = EvalOptions(
+            splits=tuple(split or ("test_s1", "test_s2")),
+            asr=asr,
+            mos=mos,
+            mouth=mouth,
+            syncnet=syncnet,
+            max_clips=max_clips,
+            workers=workers,
+        )
         with progress_bar("scoring", quiet=as_json) as update:
             result = run_evaluation(
                 corpus,
                 config,
                 preds=list(pred or []),
                 baselines=list(baseline or []),
-                splits=tuple(split or ("test_s1", "test_s2")),
-                asr=asr,
-                mos=mos,
+                options=options,
                 reasoning_jsonl=reasoning,
                 out_dir=out,
-                workers=workers,
                 log_mlflow=mlflow,
                 progress=update,
             )

@@ -18,6 +18,8 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
+app.command("dub")(train.dub_command)
+app.command("speak")(train.speak_command)
 app.command("eval")(evaluate_command)
 
 

@@ -120,3 +120,104 @@ def controlnet(
                 config, data, pretrained, out, resume, max_minutes, tracker
             ),
         )
+
+
+def dub_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Finished controlnet run folder.")],
+    data: DataOption = Path("data/tiny"),
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Splits (default: test_s1 test_s2).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of <clip_id>.wav.")] = Path(
+        "outputs/dubbed"
+    ),
+    ablation: Annotated[
+        str, typer.Option(help="none, no-visual, no-conclusion or no-duration.")
+    ] = "none",
+    max_clips: Annotated[int | None, typer.Option(min=1, help="Only the first N clips.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Dub every clip of corpus splits with a trained generator (then run `dubops eval`)."""
+    config = load(preset, config_file, overrides)
+    with user_errors():
+        import torch
+
+        from dubops.cli.common import progress_bar
+        from dubops.speech.corpus_dubbing import dub_corpus
+        from dubops.speech.generator import Ablation, SpeechGenerator
+
+        torch.set_num_threads(threads)
+        generator = SpeechGenerator.from_dir(model, config.audio)
+        with progress_bar(f"dubbing ({ablation})") as update:
+            paths = dub_corpus(
+                generator,
+                data,
+                split or ["test_s1", "test_s2"],
+                out,
+                Ablation.named(ablation),
+                max_clips,
+                update,
+            )
+        err_console().print(f"[bold green]dubbed[/] {len(paths)} clips -> {out}")
+
+
+def speak_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Finished controlnet run folder.")],
+    script: Annotated[str, typer.Option("--script", help="What to say.")],
+    prompt: Annotated[
+        Path, typer.Option("--prompt", help="Timbre prompt wav (0.5 s or more).", exists=True)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output wav.")] = Path("speech.wav"),
+    video: Annotated[
+        Path | None, typer.Option("--video", help="Silent clip: sets the slot and the lips.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Slot length when there is no video.")
+    ] = None,
+    conclusion: Annotated[
+        str | None,
+        typer.Option(help="scene_type,gender,age,emotion e.g. monologue,female,adult,joy"),
+    ] = None,
+    nfe: Annotated[int | None, typer.Option(min=1, help="ODE steps.")] = None,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Quick check: speak one script in a prompt's voice, fitted to a video slot."""
+    config = load(preset, config_file, overrides)
+    with user_errors():
+        from dubops.audio import read_wav, write_wav
+        from dubops.speech.generator import SpeechGenerator
+
+        fields = None
+        if conclusion is not None:
+            parts = [p.strip() for p in conclusion.split(",")]
+            if len(parts) != 4:
+                raise ValueError(
+                    "--conclusion needs four comma-separated values: scene_type,gender,age,emotion"
+                )
+            fields = dict(zip(("scene_type", "gender", "age", "emotion"), parts, strict=True))
+        frames, fps = None, 25.0
+        if video is not None:
+            from dubops.video import read_video
+
+            frames, fps = read_video(video)
+        wave_in, rate = read_wav(prompt)
+        generator = SpeechGenerator.from_dir(model, config.audio)
+        wave = generator.generate(
+            script,
+            wave_in,
+            rate,
+            video_frames=frames,
+            target_seconds=seconds,
+            conclusion=fields,
+            nfe=nfe,
+            fps=fps,
+        )
+        write_wav(out, wave, config.audio.sample_rate)
+        err_console().print(
+            f"[bold green]wrote[/] {out} ({len(wave) / config.audio.sample_rate:.2f} s)"
+        )

@@ -1,0 +1,123 @@
+"""Both speech stages end to end on the fixture corpus, through the CLI, then dubbing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from dubops.cli.main import app
+from tests.fixtures.corpus import build_fixture_corpus
+
+pytestmark = pytest.mark.slow
+
+SMALL = [
+    "-s",
+    "speech.dit={dim: 64, depth: 2, heads: 2, dim_head: 32, text_dim: 32, conv_layers: 1,"
+    " text_num_embeds: 128, mask_padding_keys: true}",
+    "-s",
+    "speech.controlnet.blocks=1",
+    "-s",
+    "speech.controlnet.visual_dim=32",
+    "-s",
+    "speech.duration={dim: 32, layers: 1}",
+    "-s",
+    "speech.sampler.nfe=4",
+    "-s",
+    "audio.griffin_lim_iters=2",
+]
+
+
+def _stage(prefix: str, steps: int) -> list[str]:
+    keys = {
+        "total_steps": steps,
+        "warmup_steps": 1,
+        "save_every": 2,
+        "eval_every": 2,
+        "sample_every": 2,
+        "log_every": 1,
+        "frames_per_batch": 4000,
+    }
+    return [arg for k, v in keys.items() for arg in ("-s", f"speech.{prefix}.{k}={v}")]
+
+
+def test_pretrain_resume_controlnet_and_dub(tmp_path):
+    data = build_fixture_corpus(tmp_path / "corpus")
+    pre, cn = tmp_path / "pre", tmp_path / "cn"
+    tracking = [
+        "-s",
+        f"tracking.tracking_uri=sqlite:///{tmp_path}/mlruns.db",
+        "-s",
+        f"tracking.artifact_location={tmp_path}/art",
+    ]
+    runner = CliRunner()
+    args = [
+        "train",
+        "dit-pretrain",
+        "--data",
+        str(data),
+        "--out",
+        str(pre),
+        "--json",
+        *SMALL,
+        *tracking,
+    ]
+    first = runner.invoke(app, [*args, *_stage("pretrain", 2)])
+    assert first.exit_code == 0, first.output
+    # Resume to 4 steps: continues from step 2's checkpoint.
+    second = runner.invoke(app, [*args, "--resume", *_stage("pretrain", 4)])
+    assert second.exit_code == 0, second.output
+    result = json.loads(second.stdout)
+    assert result["step"] == 4
+    assert (pre / "dit.safetensors").is_file() and (pre / "samples").is_dir()
+
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "controlnet",
+            "--data",
+            str(data),
+            "--pretrained",
+            str(pre),
+            "--out",
+            str(cn),
+            "--no-mlflow",
+            *SMALL,
+            *_stage("controlnet_training", 2),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (cn / "dubbing.safetensors").is_file()
+
+    dubbed = tmp_path / "dubbed"
+    res = runner.invoke(
+        app, ["dub", "--model", str(cn), "--data", str(data), "--out", str(dubbed), *SMALL]
+    )
+    assert res.exit_code == 0, res.output
+    from dubops.audio import read_wav
+    from dubops.data.datasets import load_manifest
+
+    test = load_manifest(data, ["test_s1", "test_s2"])
+    for row in test.itertuples():
+        wave, rate = read_wav(dubbed / f"{row.clip_id}.wav")
+        assert abs(len(wave) / rate - row.video_seconds) < 0.03
+
+
+def test_controlnet_without_a_pretrained_run_is_a_clear_error(tmp_path):
+    data = build_fixture_corpus(tmp_path / "corpus", n=6)
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "controlnet",
+            "--data",
+            str(data),
+            "--pretrained",
+            str(tmp_path / "nothing"),
+            "--no-mlflow",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "dit-pretrain" in res.output and "Traceback" not in res.output
