@@ -93,3 +93,26 @@ def test_conditions_reach_the_mel_rate_and_nulls_replace_dropped_ones():
     assert out.shape == (2, 40, 64)
     no_emotion = fusion(visual, torch.tensor([True, False]), tokens)
     assert not torch.allclose(out, no_emotion)
+
+
+def test_clip_frame_encoder_loads_a_local_checkpoint(tmp_path):
+    """The base preset's visual encoder: a CLIP vision tower from a local folder, frozen."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from dubops.speech.conditioning import ClipFrameEncoder
+
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+    CLIPVisionModel(config).save_pretrained(tmp_path / "clip")
+    enc = ClipFrameEncoder(str(tmp_path / "clip"), dim=24)
+    frames = torch.randint(0, 255, (2, 3, 3, 48, 48), dtype=torch.uint8)
+    out = enc(frames)
+    assert out.shape == (2, 3, 24)
+    assert not any(p.requires_grad for p in enc.clip.parameters())
+    assert all(p.requires_grad for p in enc.proj.parameters())

@@ -4,9 +4,9 @@ For each model size and NFE, samples once with the reference ``CFM.sample``
 (torchdiffeq, its text cache) and once with ours (prepared inputs, batched
 guidance), after a warm-up of each, and reports the max output difference and
 the speed ratio. ``tiny`` is the tiny preset's size; ``base`` is F5TTS_v1_Base
-(on CPU with few steps and a short clip; pass ``--base-nfe``).
+(on CPU with few steps and a short clip: ``--base-nfe``).
 
-    python benchmarks/bench_dit_sampling.py [--repeats 3] [--skip-base]
+    python benchmarks/dit_sampling.py [--repeats 3] [--skip-base]
 
 Writes ``benchmarks/results/dit_sampling.json``.
 """
@@ -104,19 +104,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--frames", type=int, default=300, help="total mel frames (~3.2 s)")
-    parser.add_argument("--base-frames", type=int, default=200)
+    parser.add_argument("--base-frames", type=int, default=150)
+    parser.add_argument(
+        "--base-nfe", type=int, nargs="+", default=[4], help="few steps: base on CPU is slow"
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-base", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     ref_module = load_reference()
     if ref_module is None:
         raise SystemExit("f5-tts is not installed: make install (requirements/nodeps-dev.txt)")
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     tiny = load_config("tiny").speech.dit
     rows = [bench("tiny", tiny, nfe, args.frames, args.repeats, ref_module) for nfe in (16, 32)]
     if not args.skip_base:
         base = DiTConfig()
-        rows += [bench("base", base, nfe, args.base_frames, 1, ref_module) for nfe in (16, 32)]
+        rows += [bench("base", base, nfe, args.base_frames, 1, ref_module) for nfe in args.base_nfe]
     columns = ("model", "params M", "NFE", "ref s", "ours s", "speed-up", "max diff")
     print(" ".join(f"{c:>9}" for c in columns))
     for r in rows:
@@ -133,6 +137,7 @@ def main() -> None:
             "device": "cuda" if torch.cuda.is_available() else "cpu",
         },
         "torch": torch.__version__,
+        "threads": args.threads,
         "rows": rows,
     }
     (args.out / "dit_sampling.json").write_text(json.dumps(result, indent=2) + "\n")
