@@ -182,6 +182,7 @@ class FlowMatching(nn.Module):
         seed: int | None = None,
         guidance: Guidance | None = None,
         control: Control | None = None,
+        exact_duration: bool = False,
     ) -> torch.Tensor:
         """Generate mel frames after the prompt.
 
@@ -194,6 +195,8 @@ class FlowMatching(nn.Module):
                 as F5 does, so a sample does not depend on its batch).
             guidance: condition variants and their combination (default: F5's CFG).
             control: a ControlNet branch over the stacked guidance variants.
+            exact_duration: keep ``duration`` as given (aligned text already spans it)
+                instead of F5's "one frame past the text and prompt" minimum.
 
         Returns:
             ``(b, n, m)`` mel with the prompt frames copied back in.
@@ -207,8 +210,8 @@ class FlowMatching(nn.Module):
             lens = torch.full((b,), n_p, device=device, dtype=torch.long)
         if isinstance(duration, int):
             duration = torch.full((b,), duration, device=device, dtype=torch.long)
-        if text.shape[1] != int(duration.max()):
-            # Unaligned text (F5): at least one frame past the prompt and the text.
+        if not exact_duration:
+            # F5's rule: at least one frame past the prompt and past the text.
             duration = torch.maximum(torch.maximum((text != -1).sum(-1), lens) + 1, duration)
         n = int(duration.max())
         cond_mask = lengths_to_mask(lens, n).unsqueeze(-1)

@@ -50,5 +50,6 @@ def generate_mel(
         seed=seed,
         guidance=guidance,
         control=control,
+        exact_duration=True,
     )
     return mel[0, n_p : n_p + target_frames].cpu()

@@ -27,13 +27,21 @@ def load_reference() -> Any:
     spec = importlib.util.find_spec("f5_tts")
     if spec is None or not spec.submodule_search_locations:
         return None
+    stub = None
     if "f5_tts.model.backbones.dit" not in sys.modules:
         root = next(iter(spec.submodule_search_locations))
         package = types.ModuleType("f5_tts.model")
         package.__path__ = [f"{root}/model"]
         sys.modules.setdefault("f5_tts.model", package)
-        sys.modules.setdefault("torchaudio", _stub_torchaudio())
-    dit = importlib.import_module("f5_tts.model.backbones.dit")
-    cfm = importlib.import_module("f5_tts.model.cfm")
-    utils = importlib.import_module("f5_tts.model.utils")
+        if "torchaudio" not in sys.modules:
+            stub = sys.modules["torchaudio"] = _stub_torchaudio()
+    try:
+        dit = importlib.import_module("f5_tts.model.backbones.dit")
+        cfm = importlib.import_module("f5_tts.model.cfm")
+        utils = importlib.import_module("f5_tts.model.utils")
+    finally:
+        # The f5 modules keep their reference; others (transformers probes
+        # find_spec("torchaudio")) must not see a stub without a spec.
+        if stub is not None and sys.modules.get("torchaudio") is stub:
+            del sys.modules["torchaudio"]
     return types.SimpleNamespace(DiT=dit.DiT, CFM=cfm.CFM, utils=utils)
