@@ -21,6 +21,7 @@ import torch
 from dubops.config import AudioConfig
 from dubops.data.datasets import PhonemeVocab
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.speech.duration import predict_frames
 from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
 from dubops.speech.settings import GuidanceScales, SpeechConfig
@@ -110,8 +111,6 @@ def dub_clip_mel(
             )[0]
         else:
             log_dur = torch.zeros(len(ids), device=device)
-        from dubops.speech.duration import predict_frames
-
         durations = predict_frames(log_dur, pause=pause, total_frames=target_frames)
         scales = speech.controlnet.guidance
         scales = scales.model_copy(

@@ -24,10 +24,12 @@ from typing import Any
 
 import torch
 
+from dubops.audio import write_wav
 from dubops.config import DubOpsConfig
 from dubops.data.datasets import PhonemeVocab, load_manifest
 from dubops.fileio import write_json
 from dubops.speech.cfm import FlowMatching
+from dubops.speech.checkpoint import load_weights
 from dubops.speech.data import (
     MODEL_NOTEXT,
     ClipDataset,
@@ -36,8 +38,13 @@ from dubops.speech.data import (
     collate_utterances,
 )
 from dubops.speech.dit import DiT
+from dubops.speech.dubbing_model import DubbingModel
+from dubops.speech.generator import dub_clip_mel
 from dubops.speech.settings import SpeechConfig
+from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
 from dubops.speech.train_config import TrainConfig
+from dubops.speech.trainer import Trainer
+from dubops.speech.vocoder import GriffinLimVocoder
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +125,6 @@ def _write_samples(
     folder: Path, named: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DubOpsConfig
 ) -> list[Path]:
     """``{name: (generated mel, reference mel)}`` -> wavs (Griffin-Lim) and one mel plot."""
-    from dubops.audio import write_wav
-    from dubops.speech.vocoder import GriffinLimVocoder
-
     folder.mkdir(parents=True, exist_ok=True)
     vocoder = GriffinLimVocoder(config.audio)
     files, plots = [], {}
@@ -167,8 +171,6 @@ def pretrain_dit(
     """Stage 2.1: flow-matching pretraining of the DiT on the corpus's training split."""
     from safetensors.torch import save_file
 
-    from dubops.speech.trainer import Trainer
-
     start = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     speech = config.speech
@@ -185,8 +187,6 @@ def pretrain_dit(
         return collate_utterances(items, mode)
 
     def sample_fn(model: FlowMatching, step: int, folder: Path) -> list[Path]:
-        from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
-
         named = {}
         for i in range(min(2, len(val))):
             item = val[i]
@@ -204,8 +204,6 @@ def pretrain_dit(
 
     trainer = Trainer(flow, _with_limit(speech.pretrain, max_minutes), out, tracker, sample_fn)
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
-    from dubops.speech.checkpoint import load_weights
-
     if result.checkpoint is not None:
         load_weights(result.checkpoint, flow, use_ema=True)
     weights = out / DIT_FILE
@@ -226,10 +224,6 @@ def tune_controlnet(
 ) -> StageResult:
     """Stage 2.2: ControlNet + conditions + duration predictor over the frozen DiT."""
     from safetensors.torch import save_file
-
-    from dubops.speech.checkpoint import load_weights
-    from dubops.speech.dubbing_model import DubbingModel
-    from dubops.speech.trainer import Trainer
 
     start = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
@@ -252,8 +246,6 @@ def tune_controlnet(
         return collate_utterances(items, mode)
 
     def sample_fn(m: DubbingModel, step: int, folder: Path) -> list[Path]:
-        from dubops.speech.generator import dub_clip_mel
-
         named = {}
         for i in range(min(2, len(val))):
             item = val[i]
