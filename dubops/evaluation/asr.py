@@ -25,9 +25,15 @@ class Recognizer(Protocol):
 class _Sphinx:
     def __init__(self, lm_text: list[str] | None) -> None:
         self._inner = SphinxRecognizer(lm_text)
+        self._initial_cmn = self._inner.decoder.get_cmn()
         self.name = f"pocketsphinx/{self._inner.mode}"
 
     def transcribe(self, wave_16k: np.ndarray) -> str:
+        # PocketSphinx's live cepstral-mean normalisation carries from one utterance
+        # to the next, so a transcript would depend on what the worker decoded before
+        # (scheduling order). Starting each utterance from the initial mean makes
+        # every transcript a function of its audio alone.
+        self._inner.decoder.set_cmn(self._initial_cmn)
         return self._inner.transcribe(wave_16k)
 
 

@@ -26,34 +26,64 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dubops.config import AudioConfig
 from dubops.data.layout import CorpusLayout, manifest_hash
 from dubops.data.schema import EMOTIONS
 from dubops.fileio import write_json
 
 logger = logging.getLogger(__name__)
-FEATURE_VERSION = "emo-v1"
-_SPEECH_FLOOR_DB = 40.0
+# emo-v2: the loud share is read from the same 80 ms / 20 ms RMS track as the energy
+# statistics (emo-v1 computed a second, 1024 / 480-sample track for it).
+FEATURE_VERSION = "emo-v2"
+# The corpus report's prosody framing and floors (dubops.data.report.prosody).
+_HOP_SECONDS = 0.02
+_FMIN, _FMAX = 50.0, 600.0
+_VOICED_FLOOR_DB = 25.0
+_OCTAVE_GUARD = 0.5
+_SPEECH_FLOOR_DB = 40.0  # frames quieter than this below the loudest are silence
 
 
 def utterance_features(wave: np.ndarray, sample_rate: int, words: int) -> np.ndarray:
-    """``[logf0_mean, logf0_std, energy_mean, energy_std, loud_share, seconds_per_word]``."""
+    """``[logf0_mean, logf0_std, energy_mean, energy_std, loud_share, seconds_per_word]``.
+
+    One RMS track serves the energy statistics and the loud share (the corpus
+    report's :func:`dubops.data.report.prosody.pitch_energy_stats` computes the
+    first four the same way but does not expose its track).
+    """
     import librosa
 
-    from dubops.data.report.prosody import pitch_energy_stats
-
-    stats = pitch_energy_stats(wave, sample_rate)
-    rms = librosa.feature.rms(y=wave, frame_length=1024, hop_length=480)[0]
-    db = 20 * np.log10(np.maximum(rms, 1e-6))
+    hop = round(sample_rate * _HOP_SECONDS)
+    frame = 4 * hop  # 80 ms: four periods of the lowest F0
+    if len(wave) < frame:
+        wave = np.pad(wave, (0, frame - len(wave)))
+    f0 = librosa.yin(
+        wave, fmin=_FMIN, fmax=_FMAX, sr=sample_rate, frame_length=frame, hop_length=hop
+    )
+    rms = librosa.feature.rms(y=wave, frame_length=frame, hop_length=hop)[0]
+    n = min(len(f0), len(rms))
+    db = 20 * np.log10(np.maximum(rms[:n], 1e-6))
+    # yin answers on every frame: keep F0 where speech is loud, drop octave errors.
+    logf0 = np.log(f0[:n][db > db.max() - _VOICED_FLOOR_DB])
+    logf0 = logf0[np.abs(logf0 - np.median(logf0)) < _OCTAVE_GUARD]
+    speech = db[db > db.max() - _SPEECH_FLOOR_DB]
     loud = float(np.mean(db > db.max() - _SPEECH_FLOOR_DB / 2))
-    return np.array([*stats, loud, len(wave) / sample_rate / max(1, words)], dtype=float)
+    seconds_per_word = len(wave) / sample_rate / max(1, words)
+    return np.array(
+        [logf0.mean(), logf0.std(), speech.mean(), speech.std(), loud, seconds_per_word],
+        dtype=float,
+    )
 
 
 def clip_features(wave, prompt_wave, sample_rate: int, script: str, prompt_text: str) -> np.ndarray:
     """Utterance features and their difference from the timbre prompt's."""
     own = utterance_features(wave, sample_rate, len(script.split()))
-    ref = utterance_features(prompt_wave, sample_rate, len(prompt_text.split()))
-    return np.nan_to_num(np.concatenate([own, own - ref]))
+    prompt = utterance_features(prompt_wave, sample_rate, len(prompt_text.split()))
+    return combine_features(own, prompt)
+
+
+def combine_features(own: np.ndarray, prompt: np.ndarray) -> np.ndarray:
+    """:func:`clip_features` from the two utterances' features (the prompt's computed once
+    when several waves are graded against the same prompt)."""
+    return np.nan_to_num(np.concatenate([own, own - prompt]))
 
 
 @dataclass
@@ -138,7 +168,7 @@ def classifier_version(corpus_root: str | Path) -> str:
     return hashlib.sha256(digest.encode()).hexdigest()[:12]
 
 
-def train_emotion_classifier(corpus_root: str | Path, audio: AudioConfig) -> EmotionClassifier:
+def train_emotion_classifier(corpus_root: str | Path) -> EmotionClassifier:
     """Fit on the train split, measure on val + test, store under the corpus."""
     from sklearn.linear_model import LogisticRegression
 
@@ -184,10 +214,10 @@ def train_emotion_classifier(corpus_root: str | Path, audio: AudioConfig) -> Emo
     return classifier
 
 
-def load_or_train(corpus_root: str | Path, audio: AudioConfig) -> EmotionClassifier:
+def load_or_train(corpus_root: str | Path) -> EmotionClassifier:
     """The corpus's current classifier, trained on first use."""
     directory = CorpusLayout(Path(corpus_root)).root / "evaluators" / "emotion"
     path = directory / classifier_version(corpus_root)
     if (path / "model.json").is_file():
         return EmotionClassifier.load(path)
-    return train_emotion_classifier(corpus_root, audio)
+    return train_emotion_classifier(corpus_root)

@@ -8,8 +8,10 @@ mouth opening (:func:`dubops.data.cartoon.measure_mouth_openings`) and the speec
 RMS envelope per video frame (:func:`dubops.audio.speech_envelope`):
 ``distance = 1 - peak correlation`` and ``confidence = peak - median correlation``.
 
-Future work, not implemented: real SyncNet weights loaded from a local path, and
-MediaPipe face landmarks for mouth openings on real (non-cartoon) faces.
+Mouth tracks come from the drawn cartoon mouths (``cartoon``, our synthetic
+corpus) or from MediaPipe face landmarks on filmed faces (``face-mesh``,
+:mod:`dubops.evaluation.face_mesh`). The exact SyncNet scores, from weights at a
+local path, are in :mod:`dubops.evaluation.syncnet`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from dubops.data.report.lipsync import pearson
+
+MOUTH_TRACKERS = ("cartoon", "face-mesh")
+
+
+@dataclass(frozen=True)
+class MouthTrack:
+    """The talker's mouth over a clip, or why there is none."""
+
+    opening: np.ndarray | None  # (n,) opening per video frame; None: nothing to score
+    boxes: np.ndarray | None  # (n, 4) talker's face box x0, y0, x1, y1 in pixels
+    reason: str | None = None  # why ``opening`` is None
+    detected: float = 1.0  # share of frames where the face was found (the rest interpolated)
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,49 @@ def av_sync(mouth_track: np.ndarray, envelope: np.ndarray, max_lag: int = 15) ->
     )
 
 
+def _cartoon_face_boxes(num_people: int, talker_index: int, size: int, n: int) -> np.ndarray:
+    """The drawn head's box: radius 0.34 slot widths, centred 1.5 radii below the slot's
+    top (the slot geometry of :mod:`dubops.data.cartoon`)."""
+    from dubops.data.cartoon import character_boxes
+
+    x0, y0, x1, _ = character_boxes(num_people, size)[talker_index]
+    r = 0.34 * (x1 - x0)
+    cx, cy = (x0 + x1) / 2, y0 + 1.5 * r
+    return np.tile([cx - r, cy - r, cx + r, cy + r], (n, 1)).astype(np.float64)
+
+
+def track_talker_mouth(
+    video_frames: np.ndarray, num_people: int, talker_index: int, tracker: str = "cartoon"
+) -> MouthTrack:
+    """The talking character's mouth opening (and face box) per frame.
+
+    Args:
+        video_frames: uint8 ``(n, h, w, 3)`` RGB frames.
+        num_people: characters on screen (cartoon slots).
+        talker_index: the talking character; negative for narration (no one talks).
+        tracker: ``cartoon`` (drawn mouths) or ``face-mesh`` (the most prominent
+            filmed face; ``num_people`` and ``talker_index`` then only tell narration).
+
+    Returns:
+        The :class:`MouthTrack`; ``opening`` is None for narration or when no face is found.
+    """
+    if tracker not in MOUTH_TRACKERS:
+        raise ValueError(f"unknown mouth tracker {tracker!r}; choose one of {MOUTH_TRACKERS}")
+    if talker_index < 0:
+        return MouthTrack(None, None, "narration: no one on screen talks")
+    if talker_index >= num_people:
+        raise ValueError(f"talker_index {talker_index} out of range for {num_people} people")
+    if tracker == "face-mesh":
+        from dubops.evaluation.face_mesh import track_mouth
+
+        return track_mouth(video_frames)
+    from dubops.data.cartoon import measure_mouth_openings
+
+    mouths = measure_mouth_openings(video_frames, num_people)  # (p, n)
+    n, _, size = np.asarray(video_frames).shape[:3]
+    return MouthTrack(mouths[talker_index], _cartoon_face_boxes(num_people, talker_index, size, n))
+
+
 def clip_sync(
     video_frames: np.ndarray,
     num_people: int,
@@ -75,27 +132,30 @@ def clip_sync(
     wave: np.ndarray,
     sample_rate: int,
     fps: int,
+    tracker: str = "cartoon",
 ) -> SyncResult | None:
     """Sync of the talking character's mouth with the clip's speech.
 
     Args:
-        video_frames: uint8 ``(n, h, w, 3)`` RGB frames of the cartoon clip.
+        video_frames: uint8 ``(n, h, w, 3)`` RGB frames of the clip.
         num_people: characters on screen.
         talker_index: the talking character; negative for narration (no one talks).
         wave: ``(t,)`` mono speech.
         sample_rate: rate of ``wave``.
         fps: video frame rate.
+        tracker: mouth tracker, one of :data:`MOUTH_TRACKERS`.
 
     Returns:
-        The :class:`SyncResult`, or None for narration.
+        The :class:`SyncResult`, or None for narration or a clip without a face.
     """
-    from dubops.audio import speech_envelope
-    from dubops.data.cartoon import measure_mouth_openings
+    track = track_talker_mouth(video_frames, num_people, talker_index, tracker)
+    return None if track.opening is None else sync_with_track(track.opening, wave, sample_rate, fps)
 
-    if talker_index < 0:
-        return None
-    if talker_index >= num_people:
-        raise ValueError(f"talker_index {talker_index} out of range for {num_people} people")
-    mouths = measure_mouth_openings(video_frames, num_people)  # (p, n)
-    envelope = speech_envelope(wave, sample_rate, fps)
-    return av_sync(mouths[talker_index], envelope)
+
+def sync_with_track(
+    opening: np.ndarray, wave: np.ndarray, sample_rate: int, fps: int
+) -> SyncResult:
+    """:func:`av_sync` of a mouth track with the envelope of ``wave``."""
+    from dubops.audio import speech_envelope
+
+    return av_sync(opening, speech_envelope(wave, sample_rate, fps))

@@ -63,16 +63,12 @@ def _length_ratio(n_ref: int, n_gen: int) -> float:
     return max(n_ref, n_gen) / min(n_ref, n_gen)
 
 
-def mcd_pair(
-    ref_wave: np.ndarray, gen_wave: np.ndarray, sample_rate: int, audio: AudioConfig
-) -> dict:
-    """MCD-DTW and MCD-DTW-SL of one pair, cepstra computed once.
+def mcd_from_cepstra(ref: np.ndarray, gen: np.ndarray) -> dict:
+    """MCD-DTW and MCD-DTW-SL of two :func:`mel_cepstrum` outputs.
 
     Returns:
         ``mcd_dtw`` (dB), ``mcd_dtw_sl`` (dB × length ratio), ``ref_frames``, ``gen_frames``.
     """
-    ref = mel_cepstrum(ref_wave, sample_rate, audio)
-    gen = mel_cepstrum(gen_wave, sample_rate, audio)
     mcd = _mcd_dtw_from_cepstra(ref, gen)
     return {
         "mcd_dtw": mcd,
@@ -80,6 +76,15 @@ def mcd_pair(
         "ref_frames": len(ref),
         "gen_frames": len(gen),
     }
+
+
+def mcd_pair(
+    ref_wave: np.ndarray, gen_wave: np.ndarray, sample_rate: int, audio: AudioConfig
+) -> dict:
+    """MCD-DTW and MCD-DTW-SL of one pair, cepstra computed once (see :func:`mcd_from_cepstra`)."""
+    ref = mel_cepstrum(ref_wave, sample_rate, audio)
+    gen = mel_cepstrum(gen_wave, sample_rate, audio)
+    return mcd_from_cepstra(ref, gen)
 
 
 def mcd_dtw(

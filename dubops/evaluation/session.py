@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -14,24 +15,52 @@ import pandas as pd
 from dubops.config import DubOpsConfig
 from dubops.data.layout import CorpusLayout, manifest_hash
 from dubops.evaluation.baselines import BASELINES, write_baseline
-from dubops.evaluation.runner import EvalSettings, evaluate, select_clips
+from dubops.evaluation.lipsync import MOUTH_TRACKERS
+from dubops.evaluation.runner import TEST_SPLITS, EvalSettings, evaluate_systems, select_clips
 
 logger = logging.getLogger(__name__)
 
 
-def _settings(corpus: Path, config: DubOpsConfig, asr: str, mos: bool) -> EvalSettings:
+@dataclass(frozen=True)
+class EvalOptions:
+    """The choices of one evaluation run (``dubops eval``'s options)."""
+
+    splits: tuple[str, ...] = TEST_SPLITS
+    asr: str = "sphinx"  # sphinx, sphinx-general or whisper:/local/path
+    mos: bool = True  # DNSMOS, the slowest metric
+    mouth: str = "cartoon"  # cartoon (drawn mouths) or face-mesh (filmed faces)
+    syncnet: Path | None = None  # SyncNet weights for the exact LSE-D / LSE-C
+    max_clips: int | None = None  # the first N selected clips only
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.mouth not in MOUTH_TRACKERS:
+            raise ValueError(f"unknown mouth tracker {self.mouth!r}; choose from {MOUTH_TRACKERS}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+
+
+def _settings(corpus: Path, config: DubOpsConfig, options: EvalOptions) -> EvalSettings:
     from dubops.data.report.corpus_lm import training_text
     from dubops.evaluation.emotion import load_or_train
 
+    syncnet = None
+    if options.syncnet is not None:
+        from dubops.evaluation.syncnet import load_syncnet
+
+        load_syncnet(options.syncnet)  # a wrong file fails here, not in every worker
+        syncnet = str(options.syncnet)
     lm_text = tuple(training_text(pd.read_parquet(CorpusLayout(corpus).manifest)))
-    classifier = load_or_train(corpus, config.audio)
+    classifier = load_or_train(corpus)
     return EvalSettings(
         corpus_root=str(corpus),
         audio=config.audio,
-        asr=asr,
-        lm_text=lm_text if asr == "sphinx" else (),
+        asr=options.asr,
+        lm_text=lm_text if options.asr == "sphinx" else (),
         emotion_dir=str(classifier.directory),
-        mos=mos,
+        mos=options.mos,
+        mouth=options.mouth,
+        syncnet_path=syncnet,
     )
 
 
@@ -40,12 +69,9 @@ def run_evaluation(
     config: DubOpsConfig,
     preds: list[Path],
     baselines: list[str],
-    splits: tuple[str, ...],
-    asr: str = "sphinx",
-    mos: bool = True,
+    options: EvalOptions = EvalOptions(),
     reasoning_jsonl: Path | None = None,
     out_dir: Path = Path("outputs/eval"),
-    workers: int = 2,
     log_mlflow: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -56,8 +82,8 @@ def run_evaluation(
     unknown = [b for b in names if b not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {BASELINES} or all")
-    clips = select_clips(corpus, splits)
-    settings = _settings(corpus, config, asr, mos)
+    clips = select_clips(corpus, options.splits, options.max_clips)
+    settings = _settings(corpus, config, options)
     systems: dict[str, Path] = {}
     for name in names:
         systems[name] = write_baseline(
@@ -65,12 +91,16 @@ def run_evaluation(
         )
     for path in preds:
         systems[path.name] = path
-    summaries: dict[str, dict] = {}
-    tables: dict[str, pd.DataFrame] = {}
-    for name, folder in systems.items():
-        logger.info("scoring %s (%s)", name, folder)
-        summaries[name], tables[name] = evaluate(folder, clips, settings, workers, progress)
-    result: dict = {"corpus": str(corpus), "splits": list(splits), "systems": summaries}
+    logger.info("scoring %s on %d clips", ", ".join(systems), len(clips))
+    summaries, tables, timing = evaluate_systems(
+        systems, clips, settings, options.workers, progress
+    )
+    result: dict = {
+        "corpus": str(corpus),
+        "splits": list(options.splits),
+        "systems": summaries,
+        "scoring": timing,
+    }
     if reasoning_jsonl is not None:
         from dubops.evaluation.reasoning import read_reasoning_jsonl, score_reasoning
 

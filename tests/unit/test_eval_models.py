@@ -24,8 +24,10 @@ from dubops.evaluation.emotion import (
     classifier_version,
     load_or_train,
     train_emotion_classifier,
+    utterance_features,
 )
-from dubops.evaluation.mos import dnsmos
+from dubops.evaluation.mos import dnsmos, set_dnsmos_threads
+from dubops.evaluation.runner import select_clips
 
 SR = 16_000
 SENTENCE = "the ship sails at dawn tomorrow"
@@ -44,6 +46,16 @@ def test_sphinx_corpus_lm_transcribes_a_known_sentence(utterance):
     assert "corpus-lm" in recognizer.name
     assert wer_of([SENTENCE], [hypothesis]) == 0.0
     assert wer_of(["where did you hide the golden key"], [hypothesis]) > 0.5
+
+
+def test_sphinx_transcript_does_not_depend_on_what_came_before(utterance):
+    """Each utterance starts from the same cepstral mean, so the order clips reach a
+    worker in cannot change a transcript."""
+    recognizer = build_recognizer("sphinx-general")
+    first = recognizer.transcribe(utterance)
+    noise = np.random.default_rng(0).normal(0, 0.3, 3 * SR).astype(np.float32)
+    recognizer.transcribe(noise)  # a loud, very different utterance in between
+    assert recognizer.transcribe(utterance) == first
 
 
 def test_wer_ignores_case_and_punctuation():
@@ -72,8 +84,8 @@ def corpus(tmp_path_factory):
 
 
 def test_emotion_classifier_beats_chance_and_round_trips(corpus):
-    root, config = corpus
-    classifier = train_emotion_classifier(root, config.audio)
+    root, _ = corpus
+    classifier = train_emotion_classifier(root)
     directory = root / "evaluators" / "emotion" / classifier_version(root)
     meta = json.loads((directory / "meta.json").read_text())
     assert meta["held_out_clips"] > 0
@@ -89,9 +101,27 @@ def test_emotion_classifier_beats_chance_and_round_trips(corpus):
 
     loaded = EmotionClassifier.load(directory)
     np.testing.assert_array_equal(loaded.predict_proba(wave, SR, prompt, *texts), probs)
-    reused = load_or_train(root, config.audio)  # the stored version, not a new run
+    reused = load_or_train(root)  # the stored version, not a new run
     assert reused.directory == directory
     np.testing.assert_array_equal(reused.coef, classifier.coef)
+
+
+def test_energy_and_pitch_features_match_the_corpus_reports(utterance):
+    from dubops.data.report.prosody import pitch_energy_stats
+
+    features = utterance_features(utterance, SR, len(SENTENCE.split()))
+    np.testing.assert_allclose(features[:4], pitch_energy_stats(utterance, SR))
+    assert 0 < features[4] <= 1  # loud share
+    assert features[5] == pytest.approx(len(utterance) / SR / 6)
+
+
+def test_select_clips_max_clips(corpus):
+    root, _ = corpus
+    every = select_clips(root, ("train", "val"))
+    first = select_clips(root, ("train", "val"), max_clips=3)
+    assert len(first) == 3 and list(first["clip_id"]) == list(every["clip_id"][:3])
+    with pytest.raises(ValueError, match="max_clips"):
+        select_clips(root, ("train",), max_clips=0)
 
 
 def test_emotion_classifier_load_names_missing_model(tmp_path):
@@ -105,3 +135,19 @@ def test_dnsmos_scores_speech_in_range(utterance):
     assert all(1.0 <= v <= 5.0 for v in scores.values())
     # Resampled input (24 kHz) is accepted too.
     assert 1.0 <= dnsmos(resample(utterance, SR, 24_000), 24_000)["ovrl"] <= 5.0
+
+
+def test_thread_limited_dnsmos_equals_speechmos(utterance):
+    from speechmos import dnsmos as speechmos_dnsmos
+
+    reference = speechmos_dnsmos.run(np.clip(utterance, -1, 1), sr=SR)
+    set_dnsmos_threads(1)
+    try:
+        scores = dnsmos(utterance, SR)
+    finally:
+        set_dnsmos_threads(0)
+    assert scores == {
+        "ovrl": reference["ovrl_mos"],
+        "sig": reference["sig_mos"],
+        "bak": reference["bak_mos"],
+    }

@@ -10,7 +10,7 @@ from dubops.config import AudioConfig
 from dubops.data.cartoon import Character, render_clip
 from dubops.data.espeak import EspeakSynthesizer, Prosody
 from dubops.evaluation.duration import duration_fit
-from dubops.evaluation.lipsync import av_sync, clip_sync
+from dubops.evaluation.lipsync import av_sync, clip_sync, track_talker_mouth
 from dubops.evaluation.mcd import mcd_dtw, mcd_pair, mel_cepstrum
 from dubops.evaluation.speaker import SpeakerEncoder, speaker_similarity
 
@@ -89,6 +89,19 @@ def test_clip_sync_on_a_rendered_cartoon(waves):
     silent = clip_sync(frames, 2, 0, wave, SR, FPS)
     assert silent is not None and silent.distance > synced.distance
     assert clip_sync(frames, 2, -1, wave, SR, FPS) is None
+
+
+def test_cartoon_track_boxes_the_talkers_head(waves):
+    env = speech_envelope(waves["m1_b"], SR, FPS)
+    chars = [Character("female", "adult", "joy", False), Character("male", "adult", "joy", True)]
+    frames = render_clip(chars, "joy", env / env.max(), 96, np.random.default_rng(0))
+    track = track_talker_mouth(frames, 2, 1)
+    assert track.reason is None and track.opening.shape == (len(frames),)
+    x0, y0, x1, y1 = track.boxes[0]
+    assert track.boxes.shape == (len(frames), 4) and 48 <= x0 < x1 <= 96 and 0 <= y0 < y1 <= 96
+    # The head is the box's face-coloured part; the drawn mouth sits inside the box.
+    assert y0 < 0.38 * 96 < y1 and abs((x0 + x1) / 2 - 72) < 1
+    assert track_talker_mouth(frames, 2, -1).opening is None
 
 
 def test_duration_fit_arithmetic():
