@@ -14,3 +14,17 @@ from pathlib import Path
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def small_synthetic_corpus(tmp_path_factory) -> Path:
+    """A 48-clip corpus from the real generator (a few seconds), shared by the session."""
+    from dubops.config import load_config
+    from dubops.data.synthetic import generate_corpus
+
+    root = tmp_path_factory.mktemp("small_corpus")
+    generate_corpus(load_config("tiny", overrides=["synth.clips=48", "synth.workers=1"]), root)
+    return root

@@ -30,9 +30,10 @@ class _Sphinx:
 
     def transcribe(self, wave_16k: np.ndarray) -> str:
         # PocketSphinx's live cepstral-mean normalisation carries from one utterance
-        # to the next, so a transcript would depend on what the worker decoded before
-        # (scheduling order). Starting each utterance from the initial mean makes
-        # every transcript a function of its audio alone.
+        # to the next, so a transcript depends on what the worker decoded before
+        # (scheduling order). Restarting from the initial mean removes most of that;
+        # not all: in a fresh CI clone the same audio still decoded differently after
+        # a loud utterance, so aggregate WERs can move by a clip or two between runs.
         self._inner.decoder.set_cmn(self._initial_cmn)
         return self._inner.transcribe(wave_16k)
 

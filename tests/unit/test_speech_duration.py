@@ -11,8 +11,6 @@ from dubops.data.datasets import PAD_ID, PhonemeVocab
 from dubops.speech.duration import DurationPredictor, duration_loss, fit_frames, predict_frames
 from dubops.speech.settings import DurationConfig
 
-CORPUS = "data/tiny"
-
 
 def test_frames_fit_the_slot_exactly():
     rng = np.random.default_rng(0)
@@ -87,8 +85,8 @@ def _collate(rows: pd.DataFrame, vocab: PhonemeVocab):
     return ids, frames, ids != PAD_ID
 
 
-def test_training_on_the_tiny_corpus_lowers_the_loss():
-    manifest = pd.read_parquet(f"{CORPUS}/manifest.parquet")
+def test_training_on_the_tiny_corpus_lowers_the_loss(small_synthetic_corpus):
+    manifest = pd.read_parquet(small_synthetic_corpus / "manifest.parquet")
     vocab = PhonemeVocab.from_manifest(manifest)
     train = manifest[manifest["split"] == "train"]
     val = _collate(manifest[manifest["split"] == "val"], vocab)
@@ -108,8 +106,10 @@ def test_training_on_the_tiny_corpus_lowers_the_loss():
     # A model this small gains nothing from threads; on a shared CPU they cost 10x.
     torch.set_num_threads(1)
     try:
-        for _ in range(18):  # 13 batches of 16 per epoch: 234 steps
+        steps = 0
+        while steps < 234:  # batches of 16 from the training split, epoch after epoch
             for ids, frames, mask in _batches(train, vocab, 16, rng):
+                steps += 1
                 model.train()
                 loss = duration_loss(model(ids, mask), frames, mask).loss
                 opt.zero_grad()

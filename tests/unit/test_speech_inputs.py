@@ -14,8 +14,6 @@ from dubops.config import AudioConfig, DubOpsConfig
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
 from dubops.speech.text import PAUSE, ScriptError, merge_pauses, normalize_script, phonemize
 
-CORPUS = "data/tiny"
-
 
 def _tone(seconds: float, sr: int) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
@@ -75,13 +73,13 @@ def test_merge_pauses_sums_merged_durations():
     assert frames == [3, 2, 5, 5, 0]
 
 
-def _clip_prosodies(clip_ids: list[str]):
+def _clip_prosodies(corpus, clip_ids: list[str]):
     """The espeak settings each clip was made with, replayed from the corpus plan."""
     from dubops.data import scripts
     from dubops.data.speakers import emotion_prosody, speaker_by_id
     from dubops.data.synthetic import plan_corpus
 
-    with open(f"{CORPUS}/corpus.json") as f:
+    with open(corpus / "corpus.json") as f:
         saved = json.load(f)["config"]
     config = DubOpsConfig(**saved)
     specs = {s.clip_id: s for s in plan_corpus(config)}
@@ -97,9 +95,10 @@ def _clip_prosodies(clip_ids: list[str]):
     return out
 
 
-def test_phonemize_reproduces_corpus_phonemes():
-    manifest = pd.read_parquet(f"{CORPUS}/manifest.parquet").iloc[::45]  # 8 clips, all voices mixed
-    replay = _clip_prosodies(list(manifest["clip_id"]))
+def test_phonemize_reproduces_corpus_phonemes(small_synthetic_corpus):
+    corpus = small_synthetic_corpus
+    manifest = pd.read_parquet(corpus / "manifest.parquet").iloc[::6]  # 8 clips, voices mixed
+    replay = _clip_prosodies(corpus, list(manifest["clip_id"]))
     for row in manifest.itertuples():
         script, voice, prosody = replay[row.clip_id]
         assert script == row.script
