@@ -112,14 +112,9 @@ def dub_clip_mel(
         else:
             log_dur = torch.zeros(len(ids), device=device)
         durations = predict_frames(log_dur, pause=pause, total_frames=target_frames)
-        scales = speech.controlnet.guidance
-        scales = scales.model_copy(
-            update={
-                "visual": scales.visual if ablation.visual else 0.0,
-                "conclusion": scales.conclusion if ablation.conclusion else 0.0,
-            }
-        )
-        guidance, keeps = multi_condition(scales)
+        # An ablated condition is dropped in every branch, so its guidance term is
+        # zero whatever its scale; unit scales then stay one conditional pass.
+        guidance, keeps = multi_condition(speech.controlnet.guidance)
         n_p = len(prompt_mel)
         n = n_p + target_frames
         # The video covers the target only: the prompt's frames read the learned
