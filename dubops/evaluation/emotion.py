@@ -34,37 +34,18 @@ logger = logging.getLogger(__name__)
 # emo-v2: the loud share is read from the same 80 ms / 20 ms RMS track as the energy
 # statistics (emo-v1 computed a second, 1024 / 480-sample track for it).
 FEATURE_VERSION = "emo-v2"
-# The corpus report's prosody framing and floors (dubops.data.report.prosody).
-_HOP_SECONDS = 0.02
-_FMIN, _FMAX = 50.0, 600.0
-_VOICED_FLOOR_DB = 25.0
-_OCTAVE_GUARD = 0.5
-_SPEECH_FLOOR_DB = 40.0  # frames quieter than this below the loudest are silence
+_SPEECH_FLOOR_DB = 40.0  # as the report's: frames this far below the loudest are silence
 
 
 def utterance_features(wave: np.ndarray, sample_rate: int, words: int) -> np.ndarray:
     """``[logf0_mean, logf0_std, energy_mean, energy_std, loud_share, seconds_per_word]``.
 
-    One RMS track serves the energy statistics and the loud share (the corpus
-    report's :func:`dubops.data.report.prosody.pitch_energy_stats` computes the
-    first four the same way but does not expose its track).
+    One analysis (:func:`dubops.data.report.prosody.pitch_energy_track`, shared with
+    the corpus report) serves the pitch and energy statistics and the loud share.
     """
-    import librosa
+    from dubops.data.report.prosody import pitch_energy_track
 
-    hop = round(sample_rate * _HOP_SECONDS)
-    frame = 4 * hop  # 80 ms: four periods of the lowest F0
-    if len(wave) < frame:
-        wave = np.pad(wave, (0, frame - len(wave)))
-    f0 = librosa.yin(
-        wave, fmin=_FMIN, fmax=_FMAX, sr=sample_rate, frame_length=frame, hop_length=hop
-    )
-    rms = librosa.feature.rms(y=wave, frame_length=frame, hop_length=hop)[0]
-    n = min(len(f0), len(rms))
-    db = 20 * np.log10(np.maximum(rms[:n], 1e-6))
-    # yin answers on every frame: keep F0 where speech is loud, drop octave errors.
-    logf0 = np.log(f0[:n][db > db.max() - _VOICED_FLOOR_DB])
-    logf0 = logf0[np.abs(logf0 - np.median(logf0)) < _OCTAVE_GUARD]
-    speech = db[db > db.max() - _SPEECH_FLOOR_DB]
+    db, logf0, speech = pitch_energy_track(wave, sample_rate)
     loud = float(np.mean(db > db.max() - _SPEECH_FLOOR_DB / 2))
     seconds_per_word = len(wave) / sample_rate / max(1, words)
     return np.array(

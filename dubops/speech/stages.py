@@ -139,6 +139,15 @@ def _write_samples(
     return files
 
 
+def _export(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Exported EMA weights as safetensors, atomically (temp file, then rename)."""
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    tmp.replace(path)
+
+
 def _finish(
     stage: str, out: Path, weights: Path, result: Any, start: float, tracker: Any
 ) -> StageResult:
@@ -169,8 +178,6 @@ def pretrain_dit(
     tracker: Any = None,
 ) -> StageResult:
     """Stage 2.1: flow-matching pretraining of the DiT on the corpus's training split."""
-    from safetensors.torch import save_file
-
     start = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     speech = config.speech
@@ -207,9 +214,7 @@ def pretrain_dit(
     if result.checkpoint is not None:
         load_weights(result.checkpoint, flow, use_ema=True)
     weights = out / DIT_FILE
-    tmp = weights.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in flow.backbone.state_dict().items()}, str(tmp))
-    tmp.replace(weights)
+    _export(flow.backbone.state_dict(), weights)
     return _finish("dit-pretrain", out, weights, result, start, tracker)
 
 
@@ -223,8 +228,6 @@ def tune_controlnet(
     tracker: Any = None,
 ) -> StageResult:
     """Stage 2.2: ControlNet + conditions + duration predictor over the frozen DiT."""
-    from safetensors.torch import save_file
-
     start = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     flow, vocab, pre_speech = load_flow(pretrain_dir)
@@ -262,8 +265,5 @@ def tune_controlnet(
     if result.checkpoint is not None:
         load_weights(result.checkpoint, model, use_ema=True)
     weights = out / DUBBING_FILE
-    tmp = weights.with_suffix(".tmp")
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("flow.")}
-    save_file(state, str(tmp))
-    tmp.replace(weights)
+    _export({k: v for k, v in model.state_dict().items() if not k.startswith("flow.")}, weights)
     return _finish("controlnet", out, weights, result, start, tracker)
