@@ -43,6 +43,14 @@ from dubops.speech.checkpoint import (
     seed_everything,
     step_dir_name,
 )
+from dubops.speech.distributed import (
+    all_reduce_sum,
+    barrier,
+    gather_objects,
+    join_process_group,
+    leave_process_group,
+    rank0_decides,
+)
 from dubops.speech.ema import EMA
 from dubops.speech.train_config import TrainConfig
 
@@ -215,23 +223,11 @@ class Trainer:
             )
         finally:
             if created:
-                import torch.distributed as dist
-
-                dist.destroy_process_group()
+                leave_process_group()
 
     def _init_distributed(self) -> bool:
         """Join the torchrun group when WORLD_SIZE > 1; True when this call created it."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return False
-        import torch.distributed as dist
-
-        created = not dist.is_initialized()
-        if created:
-            if self.device.type == "cuda":
-                torch.cuda.set_device(self.device)
-            dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
-        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.rank, self.world_size, created = join_process_group(self.device)
         return created
 
     def _fit(
@@ -449,13 +445,7 @@ class Trainer:
 
     def _all_reduce(self, values: list[float]) -> list[float]:
         """Sum over ranks (identity on one process)."""
-        if self.world_size == 1:
-            return values
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        dist.all_reduce(t)
-        return t.tolist()
+        return all_reduce_sum(values, self.world_size, self.device)
 
     def _log_window(self, window: _Window, bar: Any) -> float:
         """Average the window over batches and ranks, log it; return the mean loss."""
@@ -534,13 +524,7 @@ class Trainer:
 
     def _save(self) -> None:
         """Every rank hands rank 0 its RNG state; rank 0 writes the checkpoint."""
-        rng = capture_rng_state()
-        states = [rng]
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            states = [None] * self.world_size
-            dist.all_gather_object(states, rng)
+        states = gather_objects(capture_rng_state(), self.world_size)
         if self.is_main:
             state = {
                 "optimizer": self.optimizer.state_dict(),
@@ -555,22 +539,13 @@ class Trainer:
                 self.checkpoint_dir, self.step, self.model, self.ema, state, self.config.keep_last
             )
             logger.info("saved %s", path)
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+        barrier(self.world_size)
 
     def _out_of_time(self, start: float) -> bool:
         """Rank 0's clock decides, so every rank stops after the same update."""
         assert self.config.max_minutes is not None
         late = time.monotonic() - start > self.config.max_minutes * 60
-        if self.world_size == 1:
-            return late
-        import torch.distributed as dist
-
-        flag = torch.tensor([float(late)], device=self.device)
-        dist.broadcast(flag, src=0)
-        return bool(flag.item())
+        return rank0_decides(late, self.world_size, self.device)
 
 
 def _due(every: int, step: int) -> bool:
