@@ -139,6 +139,21 @@ def _write_samples(
     return files
 
 
+def _start_run_folder(out: Path, vocab: PhonemeVocab, speech: SpeechConfig) -> None:
+    """The vocabulary and speech config the exported weights belong to."""
+    out.mkdir(parents=True, exist_ok=True)
+    vocab.save(out / "vocab.json")
+    write_json(out / "speech.json", json.loads(speech.model_dump_json()))
+
+
+def _val_prompts(val, count: int = 2):
+    """``(index, item, reference mel, prompt = its first quarter)`` of a few val items."""
+    for i in range(min(count, len(val))):
+        item = val[i]
+        ref = item["mel"]
+        yield i, item, ref, ref[: max(1, len(ref) // 4)]
+
+
 def _export(state: dict[str, torch.Tensor], path: Path) -> None:
     """Exported EMA weights as safetensors, atomically (temp file, then rename)."""
     from safetensors.torch import save_file
@@ -182,9 +197,7 @@ def pretrain_dit(
     data_dir, out = Path(data_dir), Path(out_dir)
     speech = config.speech
     vocab = _vocab(data_dir, speech)
-    out.mkdir(parents=True, exist_ok=True)
-    vocab.save(out / "vocab.json")
-    write_json(out / "speech.json", json.loads(speech.model_dump_json()))
+    _start_run_folder(out, vocab, speech)
     train = UtteranceDataset(data_dir, config.audio, ["train"], vocab, include_prompts=True)
     val = UtteranceDataset(data_dir, config.audio, ["val"], vocab, include_prompts=False)
     flow = build_flow(speech)
@@ -195,10 +208,7 @@ def pretrain_dit(
 
     def sample_fn(model: FlowMatching, step: int, folder: Path) -> list[Path]:
         named = {}
-        for i in range(min(2, len(val))):
-            item = val[i]
-            ref = item["mel"]
-            prompt = ref[: max(1, len(ref) // 4)]
+        for i, item, ref, prompt in _val_prompts(val):
             if mode == "aligned":
                 # The first quarter plays the prompt; the rest follows the true durations.
                 text = aligned_text(0, item["phonemes"], item["durations"])
@@ -235,9 +245,7 @@ def tune_controlnet(
     speech = config.speech.model_copy(
         update={"dit": pre_speech.dit, "text_mode": pre_speech.text_mode}
     )
-    out.mkdir(parents=True, exist_ok=True)
-    vocab.save(out / "vocab.json")
-    write_json(out / "speech.json", json.loads(speech.model_dump_json()))
+    _start_run_folder(out, vocab, speech)
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
     size = speech.controlnet.frame_size
     train = ClipDataset(data_dir, config.audio, ["train"], vocab, size)
@@ -250,10 +258,7 @@ def tune_controlnet(
 
     def sample_fn(m: DubbingModel, step: int, folder: Path) -> list[Path]:
         named = {}
-        for i in range(min(2, len(val))):
-            item = val[i]
-            ref = item["mel"]
-            prompt = ref[: max(1, len(ref) // 4)]
+        for i, item, ref, prompt in _val_prompts(val):
             mel = dub_clip_mel(m, item, prompt, len(ref), speech)
             named[f"val{i}"] = (mel, ref)
         return _write_samples(folder, named, config)
