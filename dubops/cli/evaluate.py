@@ -80,8 +80,10 @@ def evaluate_command(
 
     corpus = ref.parent if ref.suffix == ".parquet" else ref
     with user_errors():
-        if not pred and not baseline:
-            raise ValueError("nothing to score: pass --pred DIR and/or --baseline NAME")
+        if not pred and not baseline and reasoning is None:
+            raise ValueError(
+                "nothing to score: pass --pred DIR, --baseline NAME and/or --reasoning FILE"
+            )
         options = EvalOptions(
             splits=tuple(split or ("test_s1", "test_s2")),
             asr=asr,
@@ -106,9 +108,13 @@ def evaluate_command(
     if as_json:
         print_json(result)
         return
-    from dubops.evaluation.report import metric_table
+    from dubops.evaluation.report import metric_table, reasoning_table
 
     console = err_console()
-    table = metric_table(result["systems"], "overall")
-    console.print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if result["systems"]:
+        table = metric_table(result["systems"], "overall")
+        console.print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if "reasoning" in result:
+        scores = reasoning_table(result["reasoning"])
+        console.print(scores.to_string(float_format=lambda v: f"{v:.3f}"))
     console.print(f"[green]report[/] {result['report']}")

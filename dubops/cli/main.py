@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dubops.cli import data, train
+from dubops.cli import data, reasoning, train
 from dubops.cli.evaluate import evaluate_command
 
 app = typer.Typer(
@@ -21,6 +21,9 @@ app.add_typer(train.app, name="train")
 app.command("dub")(train.dub_command)
 app.command("speak")(train.speak_command)
 app.command("eval")(evaluate_command)
+app.command("reason")(reasoning.reason_command)
+train.app.command("reasoner-sft")(reasoning.reasoner_sft)
+train.app.command("reasoner-mpo")(reasoning.reasoner_mpo)
 
 
 def _version(value: bool) -> None:

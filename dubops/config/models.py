@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dubops.reasoning.settings import ReasonerConfig
 from dubops.speech.settings import SpeechConfig
 
 
@@ -95,3 +96,4 @@ class DubOpsConfig(_Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
+    reasoning: ReasonerConfig = Field(default_factory=ReasonerConfig)

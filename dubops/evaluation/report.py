@@ -104,6 +104,18 @@ def _confusion_plot(per_clip: pd.DataFrame, manifest: pd.DataFrame, out: Path) -
     return True
 
 
+def reasoning_table(scores: dict[str, dict]) -> pd.DataFrame:
+    """One row per scope (overall, each split): validity, accuracies, scene-type recalls."""
+    rows = {}
+    for scope, r in scores.items():
+        row = {"clips": r["clips"], "format": r["format_validity"]}
+        row |= {a.replace("_accuracy", ""): v for a, v in r.items() if a.endswith("_accuracy")}
+        row |= {f"recall {k}": v for k, v in r["scene_type_recall"].items()}
+        row["avg recall"] = r["scene_type_average_recall"]
+        rows[scope] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def write_report(
     out_dir: str | Path,
     summaries: dict[str, dict],

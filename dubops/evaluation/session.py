@@ -17,6 +17,7 @@ from dubops.data.layout import CorpusLayout, manifest_hash
 from dubops.evaluation.baselines import BASELINES, write_baseline
 from dubops.evaluation.lipsync import MOUTH_TRACKERS
 from dubops.evaluation.runner import TEST_SPLITS, EvalSettings, evaluate_systems, select_clips
+from dubops.fileio import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def run_evaluation(
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; choose from {BASELINES} or all")
     clips = select_clips(corpus, options.splits, options.max_clips)
+    if not names and not preds:
+        return _reasoning_only(corpus, clips, reasoning_jsonl, out_dir)
     settings = _settings(corpus, config, options)
     systems: dict[str, Path] = {}
     for name in names:
@@ -102,15 +105,46 @@ def run_evaluation(
         "scoring": timing,
     }
     if reasoning_jsonl is not None:
-        from dubops.evaluation.reasoning import read_reasoning_jsonl, score_reasoning
-
-        manifest = pd.read_parquet(CorpusLayout(corpus).manifest)
-        result["reasoning"] = score_reasoning(read_reasoning_jsonl(reasoning_jsonl), manifest)
+        result["reasoning"] = _score_reasoning_file(corpus, clips, reasoning_jsonl)
     result["emotion_classifier"] = settings.emotion_dir
     page = write_report(out_dir, summaries, tables, systems, corpus, config.audio)
     result["report"] = str(page)
     if log_mlflow:
         _log_to_mlflow(result, config, corpus, out_dir)
+    return result
+
+
+def _score_reasoning_file(corpus: Path, clips: pd.DataFrame, path: Path) -> dict:
+    """Reasoning metrics over the selected clips: ``overall`` and one entry per split."""
+    from dubops.evaluation.reasoning import read_reasoning_jsonl, score_reasoning
+
+    outputs = read_reasoning_jsonl(path)
+    rows = pd.read_parquet(CorpusLayout(corpus).manifest)
+    rows = rows[rows["clip_id"].isin(set(clips["clip_id"]))]
+    missing = sorted(set(rows["clip_id"]) - set(outputs))
+    if missing:
+        raise ValueError(
+            f"--reasoning {path} has no answer for {len(missing)} selected clip(s), "
+            f"e.g. {missing[:3]}; run `dubops reason` on the same splits"
+        )
+    scores = {"overall": score_reasoning(outputs, rows)}
+    for split, part in rows.groupby("split"):
+        scores[str(split)] = score_reasoning(outputs, part)
+    return scores
+
+
+def _reasoning_only(corpus: Path, clips: pd.DataFrame, path: Path | None, out_dir: Path) -> dict:
+    """``--reasoning`` alone: no audio is scored; ``reasoning.json`` goes to ``out_dir``."""
+    if path is None:
+        raise ValueError("nothing to score: pass --pred DIR, --baseline NAME and/or --reasoning")
+    result = {
+        "corpus": str(corpus),
+        "systems": {},
+        "reasoning": _score_reasoning_file(corpus, clips, path),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "reasoning.json", result["reasoning"])
+    result["report"] = str(out_dir / "reasoning.json")
     return result
 
 
