@@ -40,6 +40,12 @@ demo: install
 		--max-minutes $(DEMO_MINUTES)
 	$(BIN)/dubops train controlnet --data $(DEMO_DIR) --pretrained $(DEMO_OUT)/dit_pretrain \
 		--out $(DEMO_OUT)/controlnet --max-minutes $(DEMO_MINUTES)
+	$(BIN)/dubops train reasoner-sft --data $(DEMO_DIR) --out $(DEMO_OUT)/reasoner_sft \
+		--max-minutes $(DEMO_MINUTES)
+	$(BIN)/dubops train reasoner-mpo --data $(DEMO_DIR) --sft $(DEMO_OUT)/reasoner_sft \
+		--out $(DEMO_OUT)/reasoner_mpo --max-minutes $(DEMO_MINUTES)
+	$(BIN)/dubops reason --model $(DEMO_OUT)/reasoner_mpo --data $(DEMO_DIR) --split test_s2 \
+		--max-clips 4 --out $(DEMO_OUT)/reasoning.jsonl
 	rm -rf $(DEMO_OUT)/dubbed
 	$(BIN)/dubops dub --model $(DEMO_OUT)/controlnet --data $(DEMO_DIR) --split test_s2 \
 		--max-clips 4 --out $(DEMO_OUT)/dubbed
@@ -54,6 +60,7 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_corpus_generation.py
+	$(BIN)/python benchmarks/reasoner.py --data $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) mlruns mlruns.db mlartifacts outputs

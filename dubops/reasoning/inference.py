@@ -140,6 +140,10 @@ class Reasoner:
             results.append(ReasoningResult(text, conclusion, error is None, error, latency, length))
         return results
 
+    def reason_one(self, clip: ClipInput, script: str) -> ReasoningResult:
+        """One clip (frames or a video path) and its script."""
+        return self.reason([clip], [script])[0]
+
     def conclusion_for(self, result: ReasoningResult) -> Conclusion:
         """The parsed conclusion, or :data:`FALLBACK_CONCLUSION` (counted in ``fallbacks``)."""
         if result.conclusion is not None:

@@ -102,7 +102,6 @@ def vision_tower(model: Any) -> Any:
 def load_pretrained(config: ReasonerConfig) -> tuple[Any, Any]:
     """(model with LoRA adapters, processor) from ``config.pretrained_path``."""
     import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     path = config.pretrained_path
@@ -113,24 +112,37 @@ def load_pretrained(config: ReasonerConfig) -> tuple[Any, Any]:
     dtype = torch.bfloat16 if config.bf16 else torch.float32
     processor = AutoProcessor.from_pretrained(path, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, local_files_only=True)
+    return add_lora(model, config), processor
+
+
+def add_lora(model: Any, config: ReasonerConfig) -> Any:
+    """Wrap ``model`` in fresh LoRA adapters on its language model's projections."""
+    from peft import LoraConfig, get_peft_model
+
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     lora = config.lora
+    # Only the language model's projections: CLIP-style towers name theirs alike.
+    targets = rf".*language_model.*\.({'|'.join(lora.target_modules)})"
     model = get_peft_model(
         model,
         LoraConfig(
             r=lora.r,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
+            target_modules=targets,
             task_type="CAUSAL_LM",
         ),
     )
-    return model, processor
+    return model
 
 
 def save_reasoner(model: Any, processor: Any, config: ReasonerConfig, out_dir: Path) -> None:
-    """Model (LoRA merged), processor and config into ``out_dir`` (safetensors, no pickle)."""
+    """Model (LoRA merged), processor and config into ``out_dir`` (safetensors, no pickle).
+
+    Merging LoRA unloads the adapters from ``model`` itself: save a PEFT model only
+    when its training is over.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()

@@ -227,7 +227,7 @@ def train_mpo(
 
     from dubops.reasoning.callbacks import TimeLimit, TrackMetrics, ValidateEachEpoch, validate
     from dubops.reasoning.inference import Reasoner
-    from dubops.reasoning.model import load_reasoner, save_reasoner
+    from dubops.reasoning.model import add_lora, load_reasoner, save_reasoner
     from dubops.reasoning.sft import ReasonerStageResult, last_checkpoint, trainer_args
 
     began = time.monotonic()
@@ -238,6 +238,8 @@ def train_mpo(
     out = Path(out_dir)
     model, processor, rc = load_reasoner(sft_dir)
     rc = rc.model_copy(update={"mpo": m})
+    if rc.model == "pretrained":  # the SFT adapters are merged: MPO trains fresh ones
+        model = add_lora(model, rc)
     ref_model, _, _ = load_reasoner(sft_dir)
     ref_model.requires_grad_(False)
     train = load_clips(data_dir, ["train"], rc, limit=m.train_clips)

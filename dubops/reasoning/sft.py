@@ -142,13 +142,16 @@ def train_sft(
     train = load_clips(data_dir, ["train"], rc, limit=t.train_clips)
     val = load_clips(data_dir, ["val"], rc, limit=t.eval_clips)
     init = out / "init"
-    if resume and (init / "reasoner.json").is_file():
+    if resume and rc.model == "tiny" and (init / "reasoner.json").is_file():
         model, processor, _ = load_reasoner(init)
         model.train()
     else:
+        # A pretrained start is its checkpoint plus fresh adapters: nothing to save
+        # (TRL's checkpoint holds the adapters on resume).
         deadline = None if minutes is None else began + 60 * minutes
         model, processor = initial_model(rc, train, val, tracker, deadline)
-        save_reasoner(model, processor, rc, init)
+        if rc.model == "tiny":
+            save_reasoner(model, processor, rc, init)
     if rc.model == "tiny" and rc.warmup.freeze_after:
         vision_tower(model).requires_grad_(False)
     prompt_of = Reasoner(model, processor, rc).prompt

@@ -162,3 +162,41 @@ def test_batched_greedy_answers_equal_one_at_a_time(small_synthetic_corpus):
     assert all(not r.parse_ok and r.error for r in together)  # random weights: no contract
     assert reasoner.conclusion_for(together[0]).scene_type == "monologue"
     assert reasoner.fallbacks == 1
+
+
+def test_a_local_pretrained_checkpoint_trains_lora_adapters(small_synthetic_corpus, tmp_path):
+    """The base preset's path (local checkpoint + LoRA) on a small checkpoint we save."""
+    from safetensors.torch import load_file
+
+    from dubops.reasoning.inference import Reasoner
+    from dubops.reasoning.sft import train_sft
+
+    model, processor, _, _ = _micro_model(small_synthetic_corpus, clips=8)
+    checkpoint = tmp_path / "checkpoint"
+    model.save_pretrained(checkpoint)
+    processor.save_pretrained(checkpoint)
+    before = load_file(checkpoint / "model.safetensors")
+    config = micro_config(
+        "reasoning.model=pretrained",
+        f"reasoning.pretrained_path={checkpoint}",
+        "reasoning.warmup.epochs=0",
+        "reasoning.lora.r=4",
+        "reasoning.sft.train_clips=4",
+        "reasoning.sft.batch_size=2",
+        "reasoning.sft.epochs=1",
+        "reasoning.sft.lr=1e-2",
+        "reasoning.sft.eval_clips=2",
+    )
+    result = train_sft(config, small_synthetic_corpus, tmp_path / "sft")
+    assert result.steps == 2
+    after = load_file(tmp_path / "sft" / "model.safetensors")
+    assert not any("lora" in name for name in after)  # merged into plain weights
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and all("language_model" in n and "_proj" in n for n in changed)
+    answer = Reasoner.from_dir(tmp_path / "sft").reason_one(
+        small_synthetic_corpus
+        / "video"
+        / sorted(p.name for p in (small_synthetic_corpus / "video").iterdir())[0],
+        "Hello.",
+    )
+    assert isinstance(answer.text, str)
