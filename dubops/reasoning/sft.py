@@ -49,7 +49,10 @@ def initial_model(
 
     if rc.model == "pretrained":
         return load_pretrained(rc)
+    import torch
+
     tokenizer = train_tokenizer(text_corpus(train), rc.language.vocab_size)
+    torch.manual_seed(rc.sft.seed)  # the random initial weights are part of the run
     model, processor = build_tiny(rc, tokenizer), build_processor(rc, tokenizer)
     if rc.warmup.epochs:
         per_clip = len(train.images[0])
