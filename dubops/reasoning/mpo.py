@@ -29,14 +29,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dubops.config.models import DubOpsConfig
-from dubops.fileio import write_json
 from dubops.reasoning.parser import Conclusion, ReasoningParseError, parse_answer
 from dubops.reasoning.settings import MPOSettings
 from dubops.reasoning.training_data import ClipSet, corpus_rejected, load_clips
@@ -227,8 +225,8 @@ def train_mpo(
 
     from dubops.reasoning.callbacks import TimeLimit, TrackMetrics, ValidateEachEpoch, validate
     from dubops.reasoning.inference import Reasoner
-    from dubops.reasoning.model import add_lora, load_reasoner, save_reasoner
-    from dubops.reasoning.sft import ReasonerStageResult, last_checkpoint, trainer_args
+    from dubops.reasoning.model import add_lora, load_reasoner
+    from dubops.reasoning.sft import finish_stage, last_checkpoint, trainer_args
 
     began = time.monotonic()
     m = config.reasoning.mpo
@@ -280,21 +278,7 @@ def train_mpo(
         accuracy_weight=m.accuracy_weight,
     )
     output = trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
-    after = validate(trainer.model, processor, rc, val) if len(val) else {}
-    samples = after.pop("samples", "")
-    save_reasoner(trainer.model, processor, rc, out)
-    result = ReasonerStageResult(
-        stage="reasoner_mpo",
-        out_dir=str(out),
-        steps=int(trainer.state.global_step),
-        train_loss=float(output.training_loss) if output.training_loss else None,
-        minutes=round((time.monotonic() - began) / 60, 2),
-        stopped_early=limit.hit,
-        validation=after,
-        extra={"validation_before": before, "pairs": counts},
+    extra = {"validation_before": before, "pairs": counts}
+    return finish_stage(
+        "reasoner_mpo", trainer, output, limit.hit, (rc, processor, val), began, tracker, extra
     )
-    write_json(out / "stage.json", asdict(result))
-    if tracker is not None:
-        tracker.log_artifact(out / "stage.json")
-        tracker.log_text(samples, "samples/mpo_final.txt")
-    return result

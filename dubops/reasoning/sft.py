@@ -131,7 +131,7 @@ def train_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from dubops.reasoning.callbacks import TimeLimit, TrackMetrics, ValidateEachEpoch, validate
+    from dubops.reasoning.callbacks import TimeLimit, TrackMetrics, ValidateEachEpoch
     from dubops.reasoning.inference import Reasoner
     from dubops.reasoning.model import load_reasoner, save_reasoner, vision_tower
 
@@ -170,20 +170,42 @@ def train_sft(
         callbacks=[limit, TrackMetrics(tracker, "sft"), validator],
     )
     output = trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
+    return finish_stage(
+        "reasoner_sft", trainer, output, limit.hit, (rc, processor, val), began, tracker
+    )
+
+
+def finish_stage(
+    stage: str,
+    trainer: Any,
+    output: Any,
+    stopped_early: bool,
+    validation: tuple[ReasonerConfig, Any, ClipSet],  # config, processor, clips
+    began: float,
+    tracker: Any,
+    extra: dict[str, Any] | None = None,
+) -> ReasonerStageResult:
+    """Validate the trained model, save it into the run folder, write ``stage.json``."""
+    from dubops.reasoning.callbacks import validate
+    from dubops.reasoning.model import save_reasoner
+
+    out = Path(trainer.args.output_dir).parent
+    rc, processor, val = validation
     scores = validate(trainer.model, processor, rc, val) if len(val) else {}
     samples = scores.pop("samples", "")
     save_reasoner(trainer.model, processor, rc, out)
     result = ReasonerStageResult(
-        stage="reasoner_sft",
+        stage=stage,
         out_dir=str(out),
         steps=int(trainer.state.global_step),
         train_loss=float(output.training_loss) if output.training_loss else None,
         minutes=round((time.monotonic() - began) / 60, 2),
-        stopped_early=limit.hit,
+        stopped_early=stopped_early,
         validation=scores,
+        extra=extra or {},
     )
     write_json(out / "stage.json", asdict(result))
     if tracker is not None:
         tracker.log_artifact(out / "stage.json")
-        tracker.log_text(samples, "samples/sft_final.txt")
+        tracker.log_text(samples, f"samples/{stage}_final.txt")
     return result

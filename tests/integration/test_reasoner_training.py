@@ -200,3 +200,31 @@ def test_a_local_pretrained_checkpoint_trains_lora_adapters(small_synthetic_corp
         "Hello.",
     )
     assert isinstance(answer.text, str)
+
+
+def test_mpo_stage_runs_from_an_sft_folder_and_reports_before_and_after(
+    small_synthetic_corpus, tmp_path
+):
+    from dubops.reasoning.inference import Reasoner
+    from dubops.reasoning.mpo import train_mpo
+    from dubops.reasoning.sft import train_sft
+
+    small = ["reasoning.sft.train_clips=4", "reasoning.sft.batch_size=2", "reasoning.sft.epochs=1"]
+    train_sft(
+        micro_config(*small, "reasoning.sft.eval_clips=2"), small_synthetic_corpus, tmp_path / "sft"
+    )
+    config = micro_config(
+        "reasoning.mpo.train_clips=3",
+        "reasoning.mpo.own_samples=1",
+        "reasoning.mpo.batch_size=4",
+        "reasoning.mpo.epochs=1",
+        "reasoning.mpo.eval_clips=2",
+        "reasoning.max_new_tokens=24",
+    )
+    result = train_mpo(config, small_synthetic_corpus, tmp_path / "sft", tmp_path / "mpo")
+    pairs = result.extra["pairs"]
+    assert pairs["corpus"] == 3 * 2  # two corpus rejected variants per clip
+    assert pairs["own_wrong"] + pairs["own_malformed"] + pairs["own_correct_skipped"] == 3
+    assert result.steps == -(-(6 + pairs["own_wrong"] + pairs["own_malformed"]) // 4)
+    assert set(result.extra["validation_before"]) >= {"format_validity", "scene_type_accuracy"}
+    assert Reasoner.from_dir(tmp_path / "mpo").config.mpo.own_samples == 1
