@@ -29,12 +29,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dubops.config.models import DubOpsConfig
+from dubops.fileio import write_json
 from dubops.reasoning.parser import Conclusion, ReasoningParseError, parse_answer
 from dubops.reasoning.settings import MPOSettings
 from dubops.reasoning.training_data import ClipSet, corpus_rejected, load_clips
@@ -279,6 +281,37 @@ def train_mpo(
     )
     output = trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
     extra = {"validation_before": before, "pairs": counts}
-    return finish_stage(
+    result = finish_stage(
         "reasoner_mpo", trainer, output, limit.hit, (rc, processor, val), began, tracker, extra
     )
+    return _guard(result, before, sft_dir, rc, m.guard_margin, tracker)
+
+
+GUARDED = ("format_validity", "scene_type_accuracy")
+
+
+def _guard(
+    result: Any, before: dict, sft_dir: str | Path, rc: Any, margin: float, tracker: Any
+) -> Any:
+    """Keep the SFT weights in the MPO folder when MPO lowered a guarded validation score.
+
+    The MPO paper's promise is "no worse than SFT"; a preference stage that makes the
+    validation answers worse must not ship. The decision and both score sets are in
+    ``stage.json`` (``extra.kept``), so the table shows what MPO itself did.
+    """
+    from dubops.reasoning.model import load_reasoner, save_reasoner
+
+    after = result.validation
+    worse = [k for k in GUARDED if k in before and after.get(k, 0.0) < before[k] + margin]
+    result.extra["kept"] = "sft" if worse else "mpo"
+    result.extra["guard"] = {"margin": margin, "failed_on": worse, "mpo_validation": after}
+    if worse:
+        logger.warning("MPO lowered %s on validation: keeping the SFT weights", worse)
+        model, processor, _ = load_reasoner(sft_dir)
+        save_reasoner(model, processor, rc, Path(result.out_dir))
+        result.validation = before
+    write_json(Path(result.out_dir) / "stage.json", asdict(result))
+    if tracker is not None:
+        tracker.set_tags({"mpo_kept": result.extra["kept"]})
+        tracker.log_artifact(Path(result.out_dir) / "stage.json")
+    return result

@@ -95,6 +95,11 @@ class MPOSettings(ReasonerTrainConfig):
     own_samples: int = Field(2, ge=0, description="SFT-model samples drawn per training clip")
     sample_temperature: float = Field(1.0, gt=0)
     rejected_per_clip: int = Field(2, ge=1, le=4, description="corpus rejected variants used")
+    guard_margin: float = Field(
+        0.0,
+        description="keep the MPO weights only if validation format validity and scene-type "
+        "accuracy each reach the SFT model's + this; otherwise the SFT weights are kept",
+    )
 
 
 class ReasonerConfig(_Section):

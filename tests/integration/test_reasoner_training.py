@@ -228,3 +228,32 @@ def test_mpo_stage_runs_from_an_sft_folder_and_reports_before_and_after(
     assert result.steps == -(-(6 + pairs["own_wrong"] + pairs["own_malformed"]) // 4)
     assert set(result.extra["validation_before"]) >= {"format_validity", "scene_type_accuracy"}
     assert Reasoner.from_dir(tmp_path / "mpo").config.mpo.own_samples == 1
+    assert result.extra["kept"] in ("mpo", "sft")
+
+
+def test_mpo_that_does_not_reach_the_sft_scores_keeps_the_sft_weights(
+    small_synthetic_corpus, tmp_path
+):
+    from safetensors.torch import load_file
+
+    from dubops.reasoning.mpo import train_mpo
+    from dubops.reasoning.sft import train_sft
+
+    small = ["reasoning.sft.train_clips=2", "reasoning.sft.batch_size=2", "reasoning.sft.epochs=1"]
+    train_sft(
+        micro_config(*small, "reasoning.sft.eval_clips=2"), small_synthetic_corpus, tmp_path / "sft"
+    )
+    config = micro_config(
+        "reasoning.mpo.train_clips=2",
+        "reasoning.mpo.own_samples=0",
+        "reasoning.mpo.batch_size=4",
+        "reasoning.mpo.epochs=1",
+        "reasoning.mpo.lr=1e-2",
+        "reasoning.mpo.eval_clips=2",
+        "reasoning.mpo.guard_margin=1.5",  # unreachable: the guard must refuse
+        "reasoning.max_new_tokens=16",
+    )
+    result = train_mpo(config, small_synthetic_corpus, tmp_path / "sft", tmp_path / "mpo")
+    assert result.extra["kept"] == "sft" and result.extra["guard"]["failed_on"]
+    sft, kept = (load_file(tmp_path / d / "model.safetensors") for d in ("sft", "mpo"))
+    assert all(torch.equal(sft[k], kept[k]) for k in sft)
