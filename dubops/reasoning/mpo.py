@@ -191,22 +191,41 @@ def mpo_trainer_class() -> type:
 
 
 def sample_own_answers(
-    reasoner: Any, clips: ClipSet, count: int, temperature: float
+    reasoner: Any,
+    clips: ClipSet,
+    count: int,
+    temperature: float,
+    deadline: float | None = None,
+    batch_size: int = 8,
 ) -> list[list[str]]:
-    """``count`` sampled answers of the SFT model per clip."""
+    """Up to ``count`` sampled answers of the SFT model per clip.
+
+    Sampling stops at ``deadline`` (``time.monotonic()``), so a time-limited stage
+    keeps time to train on what it has: clips are visited round by round, batch by
+    batch, and a clip may end with fewer samples than the others.
+    """
     from tqdm.auto import tqdm
 
     answers: list[list[str]] = [[] for _ in range(len(clips))]
-    for _ in tqdm(range(count), desc="sampling SFT answers"):
-        results = reasoner.reason(
-            list(clips.rows.video_path),
-            list(clips.rows.script),
-            images=clips.images,
-            do_sample=True,
-            temperature=temperature,
-        )
-        for i, result in enumerate(results):
-            answers[i].append(result.text)
+    rows = clips.rows
+    with tqdm(total=count * len(clips), desc="sampling SFT answers") as bar:
+        for _ in range(count):
+            for start in range(0, len(clips), batch_size):
+                if deadline is not None and time.monotonic() > deadline:
+                    logger.info("sampling stopped at its time share")
+                    return answers
+                stop = start + batch_size
+                results = reasoner.reason(
+                    list(rows.video_path[start:stop]),
+                    list(rows.script[start:stop]),
+                    images=clips.images[start:stop],
+                    do_sample=True,
+                    temperature=temperature,
+                    batch_size=batch_size,
+                )
+                for i, result in enumerate(results, start=start):
+                    answers[i].append(result.text)
+                bar.update(len(results))
     return answers
 
 
@@ -248,7 +267,11 @@ def train_mpo(
     before = validate(model, processor, rc, val) if len(val) else {}
     before.pop("samples", None)
     torch.manual_seed(m.seed)
-    own = sample_own_answers(reasoner, train, m.own_samples, m.sample_temperature)
+    # Sampling may use half of a time-limited stage; training gets the rest.
+    sampling_deadline = None if minutes is None else began + 30 * minutes
+    own = sample_own_answers(
+        reasoner, train, m.own_samples, m.sample_temperature, sampling_deadline
+    )
     eos = processor.tokenizer.eos_token
     rows, counts = preference_rows(train, reasoner.prompt, eos, m, own)
     logger.info("MPO pairs: %d (%s)", len(rows), counts)
