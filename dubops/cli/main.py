@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dubops.cli import data, reasoning, train
+from dubops.cli import data, emotion, graph, library, reasoning, train
 from dubops.cli.evaluate import evaluate_command
 
 app = typer.Typer(
@@ -18,12 +18,15 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
+app.add_typer(library.app, name="library")
 app.command("dub")(train.dub_command)
 app.command("speak")(train.speak_command)
 app.command("eval")(evaluate_command)
 app.command("reason")(reasoning.reason_command)
 train.app.command("reasoner-sft")(reasoning.reasoner_sft)
 train.app.command("reasoner-mpo")(reasoning.reasoner_mpo)
+train.app.command("extractors")(emotion.train_extractors)
+train.app.command("graph")(graph.train_graph)
 
 
 def _version(value: bool) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dubops.emotion.graph_settings import GraphConfig
+from dubops.emotion.settings import ExtractorsConfig
+from dubops.feature_store.settings import LibraryConfig
 from dubops.reasoning.settings import ReasonerConfig
 from dubops.speech.settings import SpeechConfig
 
@@ -97,3 +100,6 @@ class DubOpsConfig(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     speech: SpeechConfig = Field(default_factory=SpeechConfig)
     reasoning: ReasonerConfig = Field(default_factory=ReasonerConfig)
+    emotion: ExtractorsConfig = Field(default_factory=ExtractorsConfig)
+    library: LibraryConfig = Field(default_factory=LibraryConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
