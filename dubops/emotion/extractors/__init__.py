@@ -1,0 +1,1 @@
+"""The four emotion extractors behind one interface."""
