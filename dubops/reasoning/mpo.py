@@ -307,15 +307,10 @@ def train_mpo(
     result = finish_stage(
         "reasoner_mpo", trainer, output, limit.hit, (rc, processor, val), began, tracker, extra
     )
-    return _guard(result, before, sft_dir, rc, m.guard_margin, tracker)
+    return _guard(result, before, sft_dir, rc, m, tracker)
 
 
-GUARDED = ("format_validity", "scene_type_accuracy")
-
-
-def _guard(
-    result: Any, before: dict, sft_dir: str | Path, rc: Any, margin: float, tracker: Any
-) -> Any:
+def _guard(result: Any, before: dict, sft_dir: str | Path, rc: Any, m: Any, tracker: Any) -> Any:
     """Keep the SFT weights in the MPO folder when MPO lowered a guarded validation score.
 
     The MPO paper's promise is "no worse than SFT"; a preference stage that makes the
@@ -324,8 +319,8 @@ def _guard(
     """
     from dubops.reasoning.model import load_reasoner, save_reasoner
 
-    after = result.validation
-    worse = [k for k in GUARDED if k in before and after.get(k, 0.0) < before[k] + margin]
+    after, margin = result.validation, m.guard_margin
+    worse = [k for k in m.guard_metrics if k in before and after.get(k, 0.0) < before[k] + margin]
     result.extra["kept"] = "sft" if worse else "mpo"
     result.extra["guard"] = {"margin": margin, "failed_on": worse, "mpo_validation": after}
     if worse:

@@ -97,8 +97,16 @@ class MPOSettings(ReasonerTrainConfig):
     rejected_per_clip: int = Field(2, ge=1, le=4, description="corpus rejected variants used")
     guard_margin: float = Field(
         0.0,
-        description="keep the MPO weights only if validation format validity and scene-type "
-        "accuracy each reach the SFT model's + this; otherwise the SFT weights are kept",
+        description="keep the MPO weights only if every guarded validation score reaches "
+        "the SFT model's + this; otherwise the SFT weights are kept",
+    )
+    # "MPO must not lower format validity or accuracy": every accuracy is guarded.
+    guard_metrics: tuple[str, ...] = (
+        "format_validity",
+        "scene_type_accuracy",
+        "gender_accuracy",
+        "age_accuracy",
+        "emotion_accuracy",
     )
 
 
