@@ -1,8 +1,61 @@
-"""``dubops train extractors``: train the four emotion extractors."""
+"""``dubops train extractors``: train the four emotion extractors of the footage library."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
 
-def train_extractors() -> None:
-    """Train the scene, face, text and audio emotion extractors (not built yet)."""
-    raise NotImplementedError
+import typer
+
+from dubops.cli.common import (
+    ConfigFileOption,
+    JsonOption,
+    PresetOption,
+    SetOption,
+    err_console,
+    load,
+    print_json,
+    progress_bar,
+    user_errors,
+)
+from dubops.cli.train import DataOption, MinutesOption, MlflowOption
+
+
+def train_extractors(
+    data: DataOption = Path("data/tiny"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Extractors folder.")] = Path(
+        "outputs/extractors"
+    ),
+    max_minutes: MinutesOption = None,
+    mlflow: MlflowOption = True,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Train the scene, face, text and audio emotion extractors (Authentic-Dubber's MRFL)."""
+    config = load(preset, config_file, overrides)
+    with user_errors():
+        import contextlib
+
+        from dubops.data.layout import CorpusLayout, manifest_hash
+        from dubops.emotion.extractor_training import train_extractors as train
+
+        layout = CorpusLayout(data)
+        if not layout.manifest.is_file():
+            raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
+        context = contextlib.nullcontext(None)
+        if mlflow:
+            from dubops.tracking import start_run
+
+            context = start_run(config, "extractors", data_version=manifest_hash(layout.manifest))
+        with context as tracker, progress_bar("extractors", quiet=as_json) as update:
+            result = train(config, data, out, tracker, max_minutes, update)
+    if as_json:
+        print_json(result.__dict__)
+        return
+    console = err_console()
+    for name, acc in result.accuracy.items():
+        held = ", ".join(f"{s} {100 * a:.1f} %" for s, a in acc.items() if s != "train")
+        console.print(f"[bold]{name}[/] ({result.versions[name]}): {held}")
+    console.print(f"[bold green]extractors[/] {result.minutes} min -> {out}")
