@@ -1,5 +1,6 @@
-"""The Feast repository of the Reference Footage Library (entities, feature views, Milvus Lite
-online store) and its ingestion and retrieval.
+"""The Reference Footage Library: its Feast repository (``repo/``: entity, one feature view
+per modality, Milvus Lite online store), the build that fills it (``build``) and the
+retrieval behind one interface with three backends (``retrieval``: numpy, pymilvus, Feast).
 
-Part of the `dubops` distribution (mapped as `dubops.feature_store`); filled by later issues.
+Part of the `dubops` distribution, mapped as `dubops.feature_store`.
 """

@@ -1,7 +1,233 @@
-"""``dubops library``: build and query the Reference Footage Library (Feast + Milvus Lite)."""
+"""``dubops library``: build, query and evaluate the Reference Footage Library (Feast, Milvus)."""
 
 from __future__ import annotations
 
+import enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from dubops.cli.common import (
+    ConfigFileOption,
+    JsonOption,
+    PresetOption,
+    SetOption,
+    err_console,
+    load,
+    print_json,
+    staged_progress,
+    user_errors,
+)
+
 app = typer.Typer(help="Build and query the Reference Footage Library.", no_args_is_help=True)
+
+LibraryOption = Annotated[
+    Path, typer.Option("--library", "-l", help="Library folder (from `dubops library build`).")
+]
+
+
+class BackendChoice(enum.StrEnum):
+    numpy = "numpy"
+    milvus = "milvus"
+    feast = "feast"
+
+
+CheckExtractorsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--extractors", "-e", help="Trained extractors: refuse a library built from older ones."
+    ),
+]
+BackendOption = Annotated[
+    BackendChoice | None,
+    typer.Option(help="Search backend (default: library.backend of the config)."),
+]
+
+
+@app.command()
+def build(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Corpus folder (manifest.parquet).")],
+    extractors: Annotated[
+        Path,
+        typer.Option("--extractors", "-e", help="Trained extractors (`dubops train extractors`)."),
+    ] = Path("outputs/extractors"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Library folder to write.")] = Path(
+        "outputs/library"
+    ),
+    force: Annotated[bool, typer.Option(help="Rebuild even when nothing changed.")] = False,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Extract every clip's emotion vectors, write the Parquet, apply and materialise (Milvus).
+
+    The library version is the extractor versions + the manifest hash + the build
+    settings: an unchanged library is left as it is.
+    """
+    config = load(preset, config_file, overrides)
+    from dubops.feature_store.build import build_library
+
+    with user_errors(), staged_progress(quiet=as_json) as update:
+        report = build_library(
+            config, data, out, extractors_dir=extractors, progress=update, force=force
+        )
+    if as_json:
+        print_json(
+            {
+                "path": str(report.path),
+                "version": report.version,
+                "built": report.built,
+                "footage": report.footage,
+                "clips": report.clips,
+                "seconds": round(report.seconds, 2),
+                "stage_seconds": report.stage_seconds,
+            }
+        )
+        return
+    console = err_console()
+    if not report.built:
+        console.print(
+            f"[green]up to date[/] {report.path} (version {report.version}): nothing to do"
+        )
+        return
+    console.print(
+        f"[green]library built[/] {report.path} (version {report.version}): "
+        f"{report.footage} footage clips of {report.clips}, {report.seconds:.1f} s"
+    )
+
+
+@app.command()
+def query(
+    clip: Annotated[str, typer.Option("--clip", help="clip_id of a corpus clip to query with.")],
+    library: LibraryOption = Path("outputs/library"),
+    k: Annotated[
+        int | None, typer.Option("--k", help="Hits per modality (default library.k).")
+    ] = None,
+    backend: BackendOption = None,
+    speaker_specific: Annotated[
+        bool, typer.Option("--speaker-specific", help="Only the clip's own speaker's footage.")
+    ] = False,
+    extractors: CheckExtractorsOption = None,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print what a clip retrieves per modality (its own clip is always excluded)."""
+    config = load(preset, config_file, overrides)
+    from dubops.feature_store.retrieval import FootageLibrary
+
+    with user_errors():
+        lib = FootageLibrary.open(
+            library,
+            backend.value if backend else config.library.backend,
+            milvus_uri=config.library.milvus_uri,
+            extractors_dir=extractors,
+        )
+        with lib:
+            vectors = lib.clip_vectors([clip])
+            (labels,) = lib.clip_labels([clip])
+            result = lib.query(
+                vectors["scene"][0],
+                vectors["face"][0],
+                vectors["text"][0],
+                k=k or config.library.k,
+                exclude_clips=[clip],
+                speakers={labels["speaker"]} if speaker_specific else None,
+            )
+    if as_json:
+        print_json({"query": labels, "hits": result.to_json(include_vectors=False)})
+        return
+    from rich import box
+    from rich.table import Table
+
+    title = f"{clip} ({labels['speaker']}, {labels['emotion']}, {labels['split']})"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("modality", "rank", "clip_id", "similarity", "emotion", "speaker", "audio"):
+        table.add_column(column)
+    for modality, hits in result.modalities.items():
+        for rank, (cid, sim, emo, spk, path) in enumerate(
+            zip(
+                hits.clip_ids,
+                hits.similarities,
+                hits.emotions,
+                hits.speakers,
+                hits.audio_paths,
+                strict=True,
+            ),
+            start=1,
+        ):
+            mark = "[green]" if emo == labels["emotion"] else ""
+            table.add_row(modality, str(rank), cid, f"{sim:.3f}", f"{mark}{emo}", spk, path)
+    err_console().print(table)
+
+
+@app.command()
+def evaluate(
+    library: LibraryOption = Path("outputs/library"),
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="Corpus folder: checks the library was built from it."),
+    ] = None,
+    backend: BackendOption = None,
+    max_k: Annotated[int, typer.Option("--max-k", help="Report K = 1..max_k.")] = 5,
+    extractors: CheckExtractorsOption = None,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrieval precision@K (hit shares the query's emotion) per modality and fused,
+    speaker-agnostic vs speaker-specific, query splits against the footage."""
+    config = load(preset, config_file, overrides)
+    from dubops.feature_store.precision import evaluate_precision, precision_table
+    from dubops.feature_store.retrieval import FootageLibrary
+
+    with user_errors():
+        lib = FootageLibrary.open(
+            library,
+            backend.value if backend else config.library.backend,
+            milvus_uri=config.library.milvus_uri,
+            extractors_dir=extractors,
+        )
+        if data is not None:
+            _check_corpus(lib, data)
+        with lib:
+            frame = evaluate_precision(
+                lib, ks=range(1, max_k + 1), query_splits=config.library.query_splits
+            )
+    if as_json:
+        print_json({"library": lib.info.version, "rows": frame.to_dict(orient="records")})
+        return
+    from rich import box
+    from rich.table import Table
+
+    pivot = precision_table(frame).rename(columns={"queries": "n"})
+    table = Table(
+        title=f"retrieval precision@K ({lib.info.size} footage clips)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
+    for column in pivot.columns:
+        table.add_column(str(column), no_wrap=True, min_width=len(str(column)))
+    for row in pivot.itertuples(index=False):
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row])
+    err_console().print(table)
+
+
+def _check_corpus(lib, data: Path) -> None:
+    from dubops.data.layout import CorpusLayout, manifest_hash
+    from dubops.feature_store.layout import BUILD_HINT, LibraryError
+
+    manifest = CorpusLayout(data).manifest
+    if not manifest.is_file():
+        raise FileNotFoundError(f"--data: no manifest at {manifest}")
+    if manifest_hash(manifest) != lib.info.manifest_hash:
+        raise LibraryError(
+            f"library {lib.layout.root} was built from another corpus than {data}; "
+            + BUILD_HINT.format(path=lib.layout.root)
+        )
