@@ -123,8 +123,14 @@ def controlnet(
 
 
 def dub_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Finished controlnet run folder.")],
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Finished controlnet (or graph) run folder.")
+    ],
     data: DataOption = Path("data/tiny"),
+    library: Annotated[
+        Path | None,
+        typer.Option("--library", help="Footage library; required for a graph run folder."),
+    ] = None,
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Splits (default: test_s1 test_s2).")
     ] = None,
@@ -150,7 +156,9 @@ def dub_command(
         from dubops.speech.generator import Ablation, SpeechGenerator
 
         torch.set_num_threads(threads)
-        generator = SpeechGenerator.from_dir(model, config.audio)
+        generator = SpeechGenerator.from_dir(
+            model, config.audio, library=library, backend=config.library.backend
+        )
         with progress_bar(f"dubbing ({ablation})") as update:
             paths = dub_corpus(
                 generator,

@@ -4,7 +4,9 @@ Each clip is dubbed as a user would: its script, its silent video, its timbre
 prompt (another utterance of the speaker) and a conclusion (the ground-truth
 labels, or a reasoner's JSONL); the script is phonemized at inference, not
 read from the manifest. Output: ``<out>/<clip_id>.wav``, written atomically;
-existing files are skipped, so an interrupted run resumes.
+existing files are skipped, so an interrupted run resumes. A graph-stage
+generator also gets each clip's footage: its basic vectors from the library
+and its retrieval, in one batched query for every clip still to dub.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def dub_corpus(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rate = generator.audio.sample_rate
+    todo = [c for c in manifest["clip_id"] if not (out / f"{c}.wav").is_file()]
+    footage = generator.footage_for(todo) if generator.needs_footage and todo else None
     paths = []
     for i, row in enumerate(manifest.itertuples()):
         path = out / f"{row.clip_id}.wav"
@@ -59,6 +63,7 @@ def dub_corpus(
                 ablation=ablation,
                 seed=seed,
                 fps=fps,
+                footage=None if footage is None else footage.batch([row.clip_id]),
             )
             write_wav(path, wave, rate)
         paths.append(path)

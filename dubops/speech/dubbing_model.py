@@ -5,6 +5,12 @@ each dropped with ``condition_drop_prob`` (5 %); dropping the script also drops
 the prompt audio, as F5's unconditional branch does, and the prompt audio alone
 is still dropped with F5's 30 %. The loss is flow matching on the hidden span
 plus ``duration_loss_weight`` x the duration predictor's loss.
+
+An optional ``emotion_module`` (Authentic-Dubber's graph synthesizer,
+:class:`dubops.emotion.conditioner.EmotionConditioner`) turns a batch's
+``footage`` tensors and the mel-rate visual sequence into the fusion's emotion
+sequence inside the forward pass; without it (or without footage) nothing
+changes, weights and outputs included.
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ from dubops.speech.settings import SpeechConfig
 class DubbingModel(nn.Module):
     """Everything stage 2.2 trains, around the frozen stage-2.1 flow model."""
 
-    def __init__(self, flow: FlowMatching, config: SpeechConfig, vocab_size: int) -> None:
+    def __init__(
+        self,
+        flow: FlowMatching,
+        config: SpeechConfig,
+        vocab_size: int,
+        emotion_module: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         cn = config.controlnet
         self.config = config
@@ -47,6 +59,8 @@ class DubbingModel(nn.Module):
         self.duration = DurationPredictor.from_config(
             config.duration, vocab_size, cond_dim=cn.visual_dim, visual_dim=cn.visual_dim
         )
+        # Registered only when given, so a graph-free model's state dict is unchanged.
+        self.emotion_module = emotion_module
 
     def train(self, mode: bool = True) -> DubbingModel:
         super().train(mode)
@@ -63,12 +77,34 @@ class DubbingModel(nn.Module):
         keep_visual: torch.Tensor,
         keep_conclusion: torch.Tensor,
         emotion: torch.Tensor | None = None,
+        footage: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> (fused condition (b, n, d), video-rate features (b, f, dv), conclusion tokens)."""
+        """-> (fused condition (b, n, d), video-rate features (b, f, dv), conclusion tokens).
+
+        ``emotion (b, k, de)`` is given directly, or computed from ``footage`` by
+        the emotion module (never both).
+        """
         video = self.visual(frames)
         visual = to_mel_rate(video, frame_lengths, mel_lengths, n)
         tokens = self.conclusion(labels, keep_conclusion)
+        if footage is not None:
+            if emotion is not None:
+                raise ValueError("give emotion or footage, not both")
+            emotion = self.graph_emotion(visual, keep_visual, footage)
         return self.fusion(visual, keep_visual, tokens, emotion), video, tokens
+
+    def graph_emotion(
+        self, visual: torch.Tensor, keep_visual: torch.Tensor, footage: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The emotion module on the mel-rate visual ``(b, n, dv)`` -> ``(b, n, de)``.
+
+        Dropped video (per sample ``(b,)`` or per frame ``(b, n)``) reads as zeros,
+        so a guidance branch without video gets no visual through the graph either.
+        """
+        if self.emotion_module is None:
+            raise ValueError("footage given, but this model has no emotion graph (emotion_module)")
+        keep = keep_visual[:, None, None] if keep_visual.dim() == 1 else keep_visual[..., None]
+        return self.emotion_module(torch.where(keep, visual, torch.zeros_like(visual)), footage)
 
     def condition_visual(
         self, video: torch.Tensor, frame_lengths: torch.Tensor, n: int
@@ -113,6 +149,7 @@ class DubbingModel(nn.Module):
             keep_visual,
             keep_conclusion,
             batch.get("emotion"),
+            batch.get("footage"),
         )
         flow_loss, _ = self.flow.infill_loss(
             mel,

@@ -6,11 +6,16 @@ parts (ControlNet, conditions, duration predictor) when present, and a vocoder.
 phonemizes the script, fits the phoneme durations exactly into the video slot,
 samples with multi-condition guidance and vocodes. Ablations (no video, no
 conclusion, no duration predictor) are switches on the same call.
+
+A graph-stage folder (``dubops train graph``) adds Authentic-Dubber's emotion
+graph: it is loaded with the footage library it was trained with, and each
+clip's footage (its basic vectors and retrieval) goes in as ``footage``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,8 @@ from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
 from dubops.speech.settings import GuidanceScales, SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
+
+logger = logging.getLogger(__name__)
 
 _FIELDS = {"scene_type": SCENE_TYPES, "gender": GENDERS, "age": AGES, "emotion": EMOTIONS}
 PAUSE = "_"
@@ -87,12 +94,14 @@ def dub_clip_mel(
     emotion: torch.Tensor | None = None,
     seed: int = 0,
     phonemes: torch.Tensor | None = None,
+    footage: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Stage-2.2 sampling for one clip -> target mel ``(target_frames, m)``.
 
     ``item`` carries ``frames (f, 3, s, s)``, ``labels`` and ``phonemes`` (corpus ids);
     durations come from the predictor fitted to ``target_frames`` (or are spread
-    evenly over the slot for the no-duration ablation).
+    evenly over the slot for the no-duration ablation). ``footage`` (one clip's
+    graph inputs, leading size 1) feeds a graph-stage model's emotion module.
     """
     device = next(model.parameters()).device
     ids = (item["phonemes"] if phonemes is None else phonemes).to(device)
@@ -128,6 +137,14 @@ def dub_clip_mel(
         visual = torch.zeros(len(keeps), n, video.shape[-1], device=device)
         visual[:, n_p:] = model.condition_visual(video, f, target_frames)
         emotions = None if emotion is None else emotion.to(device).repeat(len(keeps), 1, 1)
+        if footage is not None:
+            if emotions is not None:
+                raise SpeechInputError("footage", "give emotion_cond or footage, not both")
+            branches = {
+                name: v.to(device).repeat(len(keeps), *([1] * (v.dim() - 1)))
+                for name, v in footage.items()
+            }
+            emotions = model.graph_emotion(visual, keep_v, branches)
         condition = model.fusion(visual, keep_v, tokens, emotions)
     if speech.text_mode == "aligned":
         text = aligned_text(len(prompt_mel), ids.cpu(), durations)
@@ -145,6 +162,38 @@ def dub_clip_mel(
     )
 
 
+def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechConfig]:
+    """A ``controlnet`` (or ``graph``) run folder -> (DubbingModel, vocab, speech config).
+
+    A graph folder's ``graph.safetensors`` becomes the model's emotion module.
+    """
+    from safetensors.torch import load_file
+
+    from dubops.emotion.conditioner import is_graph_dir, load_conditioner
+    from dubops.speech.dubbing_model import DubbingModel
+    from dubops.speech.stages import DUBBING_FILE, load_flow
+
+    root = Path(run_dir)
+    weights = root / DUBBING_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"{weights} is missing; run `dubops train controlnet --out {root}` first"
+        )
+    stage = json.loads((root / "stage.json").read_text())
+    flow, vocab, _ = load_flow(stage["pretrain_dir"])
+    speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
+    cn = speech.controlnet
+    emotion_module = (
+        load_conditioner(root, cn.visual_dim, cn.emotion_dim) if is_graph_dir(root) else None
+    )
+    model = DubbingModel(flow, speech, len(vocab), emotion_module=emotion_module)
+    missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
+    stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
+    if unexpected or stray:
+        raise ValueError(f"{weights} does not fit this build: {unexpected or stray}")
+    return model, vocab, speech
+
+
 class SpeechGenerator:
     """Script + timbre prompt + silent video (or a duration) -> speech at 24 kHz."""
 
@@ -155,11 +204,15 @@ class SpeechGenerator:
         speech: SpeechConfig,
         audio: AudioConfig,
         vocoder: Any = None,
+        library: Any = None,
+        library_k: int = 3,
     ) -> None:
         from dubops.audio import MelFrontEnd
         from dubops.speech.vocoder import build_vocoder
 
         self.model = model.eval()
+        self.library = library  # a FootageLibrary when the model has an emotion graph
+        self.library_k = library_k
         self.vocab = vocab
         self.speech = speech
         self.audio = audio
@@ -167,27 +220,65 @@ class SpeechGenerator:
         self.vocoder = vocoder or build_vocoder(speech.vocoder, speech.vocoder_path, audio=audio)
 
     @classmethod
-    def from_dir(cls, run_dir: str | Path, audio: AudioConfig | None = None) -> SpeechGenerator:
-        """A finished ``controlnet`` run folder (it points at its ``dit-pretrain`` folder)."""
-        from safetensors.torch import load_file
+    def from_dir(
+        cls,
+        run_dir: str | Path,
+        audio: AudioConfig | None = None,
+        library: str | Path | None = None,
+        backend: str = "numpy",
+    ) -> SpeechGenerator:
+        """A finished ``controlnet`` or ``graph`` run folder (it points at its DiT folder).
 
-        from dubops.speech.dubbing_model import DubbingModel
-        from dubops.speech.stages import DUBBING_FILE, load_flow
+        Args:
+            library: the footage library folder; required for a graph folder
+                (its retrieval feeds the emotion graph), ignored otherwise.
+            backend: the library's search backend (numpy, milvus, feast).
+        """
+        from dubops.emotion.conditioner import is_graph_dir
 
         root = Path(run_dir)
-        weights = root / DUBBING_FILE
-        if not weights.is_file():
-            raise FileNotFoundError(
-                f"{weights} is missing; run `dubops train controlnet --out {root}` first"
-            )
+        model, vocab, speech = load_dubbing_model(root)
+        if not is_graph_dir(root):
+            if library is not None:
+                logger.warning("%s has no emotion graph: the footage library is not used", root)
+            return cls(model, vocab, speech, audio or AudioConfig())
         stage = json.loads((root / "stage.json").read_text())
-        flow, vocab, _ = load_flow(stage["pretrain_dir"])
-        speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
-        model = DubbingModel(flow, speech, len(vocab))
-        missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
-        if unexpected or any(not k.startswith("flow.") for k in missing):
-            raise ValueError(f"{weights} does not fit this build: {unexpected or missing}")
-        return cls(model, vocab, speech, audio or AudioConfig())
+        if library is None:
+            raise ValueError(
+                f"{root} is a graph-stage folder: pass the footage library it was trained with "
+                f"(--library DIR; version {stage.get('library_version')})"
+            )
+        from dubops.feature_store.retrieval import FootageLibrary
+
+        opened = FootageLibrary.open(library, backend=backend)
+        expected = stage.get("library_version")
+        if expected and opened.info.version != expected:
+            logger.warning(
+                "library %s has version %s; %s was trained with %s (retrieval may differ)",
+                library,
+                opened.info.version,
+                root,
+                expected,
+            )
+        k = int(stage.get("library_k", 3))
+        return cls(model, vocab, speech, audio or AudioConfig(), library=opened, library_k=k)
+
+    @property
+    def needs_footage(self) -> bool:
+        """True for a graph-stage model: every clip needs its footage (:meth:`footage_for`)."""
+        return getattr(self.model, "emotion_module", None) is not None
+
+    def footage_for(self, clip_ids: list[str]) -> Any:
+        """Basic vectors and retrieval of corpus clips (not footage: nothing excluded).
+
+        Returns a :class:`dubops.emotion.footage_batch.FootageTensors`; its
+        ``batch([clip_id])`` is what :meth:`generate` takes as ``footage``.
+        """
+        from dubops.emotion.footage_batch import retrieve_footage
+
+        if self.library is None:
+            raise ValueError("this generator has no footage library (load it with library=DIR)")
+        return retrieve_footage(self.library, clip_ids, self.library_k, exclude_self=False)
 
     def phoneme_ids(self, script: str, voice: str = "en-us") -> torch.Tensor:
         from dubops.speech.text import phonemize
@@ -204,6 +295,7 @@ class SpeechGenerator:
         target_seconds: float | None = None,
         conclusion: Any = None,
         emotion_cond: torch.Tensor | None = None,
+        footage: dict[str, torch.Tensor] | None = None,
         nfe: int | None = None,
         guidance: GuidanceScales | None = None,
         ablation: Ablation = Ablation(),
@@ -220,6 +312,8 @@ class SpeechGenerator:
             conclusion: the reasoner's Conclusion (or a dict of its four fields);
                 None drops the conclusion branch.
             emotion_cond: ``(1, k, emotion_dim)`` footage-graph emotion vectors.
+            footage: a graph-stage model's inputs for this clip
+                (``footage_for([clip_id]).batch([clip_id])``); required by such a model.
             nfe / guidance: override the sampler's steps and the three scales.
 
         Raises:
@@ -227,6 +321,10 @@ class SpeechGenerator:
         """
         if video_frames is None and target_seconds is None:
             raise SpeechInputError("video", "give video_frames or target_seconds")
+        if self.needs_footage and footage is None:
+            raise SpeechInputError(
+                "footage", "this model conditions on footage: pass footage_for([id]).batch([id])"
+            )
         seconds = len(video_frames) / fps if video_frames is not None else float(target_seconds)
         target = slot_frames(seconds, self.audio)
         ids = self.phoneme_ids(script, voice)
@@ -254,6 +352,14 @@ class SpeechGenerator:
             speech.controlnet.guidance = guidance
         item = {"phonemes": ids, "frames": frames, "labels": labels, "pause_id": pause_id}
         mel = dub_clip_mel(
-            self.model, item, prompt_mel, target, speech, ablation, emotion_cond, seed
+            self.model,
+            item,
+            prompt_mel,
+            target,
+            speech,
+            ablation,
+            emotion_cond,
+            seed,
+            footage=footage if self.needs_footage else None,
         )
         return self.vocoder.decode(mel.T)[0].cpu().numpy()

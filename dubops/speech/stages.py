@@ -100,7 +100,7 @@ def _vocab(data_dir: Path, speech: SpeechConfig) -> PhonemeVocab:
     return vocab
 
 
-def _with_limit(train: TrainConfig, max_minutes: float | None) -> TrainConfig:
+def with_time_limit(train: TrainConfig, max_minutes: float | None) -> TrainConfig:
     return train if max_minutes is None else train.model_copy(update={"max_minutes": max_minutes})
 
 
@@ -121,7 +121,7 @@ def _mel_png(mels: dict[str, torch.Tensor], out: Path) -> Path:
     return out
 
 
-def _write_samples(
+def write_samples(
     folder: Path, named: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DubOpsConfig
 ) -> list[Path]:
     """``{name: (generated mel, reference mel)}`` -> wavs (Griffin-Lim) and one mel plot."""
@@ -139,14 +139,14 @@ def _write_samples(
     return files
 
 
-def _start_run_folder(out: Path, vocab: PhonemeVocab, speech: SpeechConfig) -> None:
+def start_run_folder(out: Path, vocab: PhonemeVocab, speech: SpeechConfig) -> None:
     """The vocabulary and speech config the exported weights belong to."""
     out.mkdir(parents=True, exist_ok=True)
     vocab.save(out / "vocab.json")
     write_json(out / "speech.json", json.loads(speech.model_dump_json()))
 
 
-def _val_prompts(val, count: int = 2):
+def val_prompts(val, count: int = 2):
     """``(index, item, reference mel, prompt = its first quarter)`` of a few val items."""
     for i in range(min(count, len(val))):
         item = val[i]
@@ -154,7 +154,7 @@ def _val_prompts(val, count: int = 2):
         yield i, item, ref, ref[: max(1, len(ref) // 4)]
 
 
-def _export(state: dict[str, torch.Tensor], path: Path) -> None:
+def export_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     """Exported EMA weights as safetensors, atomically (temp file, then rename)."""
     from safetensors.torch import save_file
 
@@ -163,7 +163,7 @@ def _export(state: dict[str, torch.Tensor], path: Path) -> None:
     tmp.replace(path)
 
 
-def _finish(
+def finish_stage(
     stage: str, out: Path, weights: Path, result: Any, start: float, tracker: Any
 ) -> StageResult:
     summary = StageResult(
@@ -197,7 +197,7 @@ def pretrain_dit(
     data_dir, out = Path(data_dir), Path(out_dir)
     speech = config.speech
     vocab = _vocab(data_dir, speech)
-    _start_run_folder(out, vocab, speech)
+    start_run_folder(out, vocab, speech)
     train = UtteranceDataset(data_dir, config.audio, ["train"], vocab, include_prompts=True)
     val = UtteranceDataset(data_dir, config.audio, ["val"], vocab, include_prompts=False)
     flow = build_flow(speech)
@@ -208,7 +208,7 @@ def pretrain_dit(
 
     def sample_fn(model: FlowMatching, step: int, folder: Path) -> list[Path]:
         named = {}
-        for i, item, ref, prompt in _val_prompts(val):
+        for i, item, ref, prompt in val_prompts(val):
             if mode == "aligned":
                 # The first quarter plays the prompt; the rest follows the true durations.
                 text = aligned_text(0, item["phonemes"], item["durations"])
@@ -217,15 +217,15 @@ def pretrain_dit(
                 text = unaligned_text(item["phonemes"][:0], item["phonemes"])
             mel = generate_mel(model, prompt, text, len(ref) - len(prompt), speech.sampler)
             named[f"val{i}"] = (torch.cat([prompt, mel]), ref)
-        return _write_samples(folder, named, config)
+        return write_samples(folder, named, config)
 
-    trainer = Trainer(flow, _with_limit(speech.pretrain, max_minutes), out, tracker, sample_fn)
+    trainer = Trainer(flow, with_time_limit(speech.pretrain, max_minutes), out, tracker, sample_fn)
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, flow, use_ema=True)
     weights = out / DIT_FILE
-    _export(flow.backbone.state_dict(), weights)
-    return _finish("dit-pretrain", out, weights, result, start, tracker)
+    export_weights(flow.backbone.state_dict(), weights)
+    return finish_stage("dit-pretrain", out, weights, result, start, tracker)
 
 
 def tune_controlnet(
@@ -245,7 +245,7 @@ def tune_controlnet(
     speech = config.speech.model_copy(
         update={"dit": pre_speech.dit, "text_mode": pre_speech.text_mode}
     )
-    _start_run_folder(out, vocab, speech)
+    start_run_folder(out, vocab, speech)
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
     size = speech.controlnet.frame_size
     train = ClipDataset(data_dir, config.audio, ["train"], vocab, size)
@@ -258,17 +258,19 @@ def tune_controlnet(
 
     def sample_fn(m: DubbingModel, step: int, folder: Path) -> list[Path]:
         named = {}
-        for i, item, ref, prompt in _val_prompts(val):
+        for i, item, ref, prompt in val_prompts(val):
             mel = dub_clip_mel(m, item, prompt, len(ref), speech)
             named[f"val{i}"] = (mel, ref)
-        return _write_samples(folder, named, config)
+        return write_samples(folder, named, config)
 
     trainer = Trainer(
-        model, _with_limit(speech.controlnet_training, max_minutes), out, tracker, sample_fn
+        model, with_time_limit(speech.controlnet_training, max_minutes), out, tracker, sample_fn
     )
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, model, use_ema=True)
     weights = out / DUBBING_FILE
-    _export({k: v for k, v in model.state_dict().items() if not k.startswith("flow.")}, weights)
-    return _finish("controlnet", out, weights, result, start, tracker)
+    export_weights(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("flow.")}, weights
+    )
+    return finish_stage("controlnet", out, weights, result, start, tracker)
