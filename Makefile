@@ -46,9 +46,15 @@ demo: install
 		--out $(DEMO_OUT)/reasoner_mpo --max-minutes $(DEMO_MINUTES)
 	$(BIN)/dubops reason --model $(DEMO_OUT)/reasoner_mpo --data $(DEMO_DIR) --split test_s2 \
 		--max-clips 4 --out $(DEMO_OUT)/reasoning.jsonl
+	$(BIN)/dubops train extractors --data $(DEMO_DIR) --out $(DEMO_OUT)/extractors
+	$(BIN)/dubops library build --data $(DEMO_DIR) --extractors $(DEMO_OUT)/extractors \
+		--out $(DEMO_OUT)/library
+	$(BIN)/dubops library evaluate --library $(DEMO_OUT)/library --max-k 3
+	$(BIN)/dubops train graph --data $(DEMO_DIR) --controlnet $(DEMO_OUT)/controlnet \
+		--library $(DEMO_OUT)/library --out $(DEMO_OUT)/graph --max-minutes $(DEMO_MINUTES)
 	rm -rf $(DEMO_OUT)/dubbed
-	$(BIN)/dubops dub --model $(DEMO_OUT)/controlnet --data $(DEMO_DIR) --split test_s2 \
-		--max-clips 4 --out $(DEMO_OUT)/dubbed
+	$(BIN)/dubops dub --model $(DEMO_OUT)/graph --library $(DEMO_OUT)/library --data $(DEMO_DIR) \
+		--split test_s2 --max-clips 4 --out $(DEMO_OUT)/dubbed
 
 test: install
 	$(BIN)/ruff check .
