@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dubops.cli import data, emotion, graph, library, reasoning, train
+from dubops.cli import data, emotion, graph, library, pipeline, reasoning, registry, train
 from dubops.cli.evaluate import evaluate_command
 
 app = typer.Typer(
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(library.app, name="library")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(registry.app, name="registry")
 app.command("dub")(train.dub_command)
 app.command("speak")(train.speak_command)
 app.command("eval")(evaluate_command)

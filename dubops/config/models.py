@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dubops.emotion.graph_settings import GraphConfig
 from dubops.emotion.settings import ExtractorsConfig
 from dubops.feature_store.settings import LibraryConfig
+from dubops.pipelines.settings import PipelineConfig
 from dubops.reasoning.settings import ReasonerConfig
+from dubops.registry.settings import RegistryConfig
 from dubops.speech.settings import SpeechConfig
 
 
@@ -103,3 +105,5 @@ class DubOpsConfig(_Section):
     emotion: ExtractorsConfig = Field(default_factory=ExtractorsConfig)
     library: LibraryConfig = Field(default_factory=LibraryConfig)
     graph: GraphConfig = Field(default_factory=GraphConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
