@@ -10,7 +10,9 @@ version always retrieve the same footage, so the graph stage retrieves every
 train and val clip once and caches the tensors, in memory and in a safetensors
 file keyed by the library version (a rebuilt library has a new version and gets
 a new file). During training the query clip is always excluded, so a clip never
-retrieves itself; test clips are not footage and exclude nothing.
+retrieves itself; test clips are not footage and exclude nothing. A clip
+outside the library (a new video at inference) queries with the vectors the
+extractors give it (:func:`query_footage`).
 
 Shapes: ``c`` clips, ``k`` hits per modality, ``d`` vector size.
 """
@@ -108,46 +110,79 @@ def retrieve_footage(
     ids = list(clip_ids)
     if not ids:
         raise ValueError("retrieve_footage needs at least one clip id")
-    dim = int(library.info.dim)
-    c = len(ids)
+    parts = []
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start : start + batch_size]
+        vectors = library.clip_vectors(chunk)
+        exclude = [[cid] for cid in chunk] if exclude_self else None
+        parts.append(query_footage(library, chunk, vectors, k, exclude)[0])
+    footage = FootageTensors(
+        ids, *(torch.cat([getattr(p, name) for p in parts]) for name in _TENSORS)
+    )
+    short = int((~footage.hit_mask).any(dim=(1, 2)).sum())
+    if short:
+        logger.warning(
+            "%d of %d clips retrieved fewer than k=%d hits in a modality", short, len(ids), k
+        )
+    return footage
+
+
+def query_footage(
+    library: Any,
+    clip_ids: Sequence[str],
+    vectors: dict[str, np.ndarray],
+    k: int,
+    exclude_clips: Sequence[Sequence[str]] | None = None,
+) -> tuple[FootageTensors, list[Any]]:
+    """Graph inputs of clips given by their own basic vectors, in the library or not.
+
+    A clip that is not in the library (a new video embedded by the extractors at
+    request time) has no stored vectors: its ``scene``, ``face`` and ``text`` rows
+    are the query and its basic nodes alike.
+
+    Args:
+        library: an open :class:`dubops.feature_store.retrieval.FootageLibrary`.
+        clip_ids: names of the ``c`` query clips (rows of the result).
+        vectors: ``{"scene", "face", "text"}`` -> ``(c, d)`` unit float32 rows.
+        k: hits per modality.
+        exclude_clips: per query, library clips it must not retrieve (its own id
+            when it is footage itself).
+
+    Returns:
+        ``(tensors, the library's RetrievedFootage per clip)``; the second keeps the
+        hits' ids and similarities for a response or a log.
+    """
+    ids = list(clip_ids)
+    c, dim = len(ids), int(library.info.dim)
+    for name in QUERY_MODALITIES:
+        shape = np.shape(vectors[name])
+        if shape != (c, dim):
+            raise ValueError(f"{name} vectors must have shape ({c}, {dim}), got {shape}")
     basic = np.zeros((c, 3, dim), np.float32)
     indirect = np.zeros((c, 3, k, dim), np.float32)
     audio = np.zeros((c, 3, k, dim), np.float32)
     similarity = np.zeros((c, 3, k), np.float32)
     hit_mask = np.zeros((c, 3, k), bool)
-    for start in range(0, c, batch_size):
-        chunk = ids[start : start + batch_size]
-        vectors = library.clip_vectors(chunk)
+    for m, name in enumerate(QUERY_MODALITIES):
+        basic[:, m] = vectors[name]
+    results = library.query_batch(
+        basic[:, 0], basic[:, 1], basic[:, 2], k=k, exclude_clips=exclude_clips
+    )
+    hit_ids = sorted({h for r in results for hits in r.modalities.values() for h in hits.clip_ids})
+    hit_vectors = library.clip_vectors(hit_ids) if hit_ids else {}
+    hit_row = {h: i for i, h in enumerate(hit_ids)}
+    for i, result in enumerate(results):
         for m, name in enumerate(QUERY_MODALITIES):
-            basic[start : start + len(chunk), m] = vectors[name]
-        results = library.query_batch(
-            vectors["scene"],
-            vectors["face"],
-            vectors["text"],
-            k=k,
-            exclude_clips=[[cid] for cid in chunk] if exclude_self else None,
-        )
-        hit_ids = sorted(
-            {h for r in results for hits in r.modalities.values() for h in hits.clip_ids}
-        )
-        hit_vectors = library.clip_vectors(hit_ids) if hit_ids else {}
-        hit_row = {h: i for i, h in enumerate(hit_ids)}
-        for i, result in enumerate(results):
-            row = start + i
-            for m, name in enumerate(QUERY_MODALITIES):
-                hits = result.modalities[name]
-                n = min(len(hits.clip_ids), k)
-                assert not (exclude_self and chunk[i] in hits.clip_ids), chunk[i]
-                rows = [hit_row[h] for h in hits.clip_ids[:n]]
-                if n:
-                    indirect[row, m, :n] = hit_vectors[name][rows]
-                    audio[row, m, :n] = np.asarray(hits.audio_vectors, np.float32)[:n]
-                    similarity[row, m, :n] = np.asarray(hits.similarities, np.float32)[:n]
-                    hit_mask[row, m, :n] = True
-    short = int((~hit_mask).any(axis=(1, 2)).sum())
-    if short:
-        logger.warning("%d of %d clips retrieved fewer than k=%d hits in a modality", short, c, k)
-    return FootageTensors(
+            hits = result.modalities[name]
+            n = min(len(hits.clip_ids), k)
+            assert exclude_clips is None or not set(exclude_clips[i]) & set(hits.clip_ids), ids[i]
+            rows = [hit_row[h] for h in hits.clip_ids[:n]]
+            if n:
+                indirect[i, m, :n] = hit_vectors[name][rows]
+                audio[i, m, :n] = np.asarray(hits.audio_vectors, np.float32)[:n]
+                similarity[i, m, :n] = np.asarray(hits.similarities, np.float32)[:n]
+                hit_mask[i, m, :n] = True
+    tensors = FootageTensors(
         ids,
         torch.from_numpy(basic),
         torch.from_numpy(indirect),
@@ -155,6 +190,7 @@ def retrieve_footage(
         torch.from_numpy(similarity),
         torch.from_numpy(hit_mask),
     )
+    return tensors, results
 
 
 def cached_footage(

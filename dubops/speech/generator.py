@@ -180,7 +180,8 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
             f"{weights} is missing; run `dubops train controlnet --out {root}` first"
         )
     stage = json.loads((root / "stage.json").read_text())
-    flow, vocab, _ = load_flow(stage["pretrain_dir"])
+    # A relative DiT folder is relative to this one (a copied bundle keeps its parts together).
+    flow, vocab, _ = load_flow(root / stage["pretrain_dir"])
     speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
     cn = speech.controlnet
     emotion_module = (
@@ -279,6 +280,31 @@ class SpeechGenerator:
         if self.library is None:
             raise ValueError("this generator has no footage library (load it with library=DIR)")
         return retrieve_footage(self.library, clip_ids, self.library_k, exclude_self=False)
+
+    def footage_from_vectors(
+        self,
+        clip_id: str,
+        vectors: dict[str, np.ndarray],
+        exclude_clips: list[str] | None = None,
+    ) -> tuple[Any, Any]:
+        """Footage of a clip the library may not hold, from its own basic vectors.
+
+        A new video is embedded by the extractors the library was built with
+        (:class:`dubops.dubbing.DubbingPipeline` does it); its scene, face and text
+        vectors ``(d,)`` query the library directly.
+
+        Returns:
+            ``(FootageTensors, RetrievedFootage)``: ``tensors.batch([clip_id])`` is
+            :meth:`generate`'s ``footage``; the second holds the hits' ids and similarities.
+        """
+        from dubops.emotion.footage_batch import query_footage
+
+        if self.library is None:
+            raise ValueError("this generator has no footage library (load it with library=DIR)")
+        rows = {name: np.asarray(v, np.float32)[None] for name, v in vectors.items()}
+        exclude = [exclude_clips] if exclude_clips else None
+        tensors, results = query_footage(self.library, [clip_id], rows, self.library_k, exclude)
+        return tensors, results[0]
 
     def phoneme_ids(self, script: str, voice: str = "en-us") -> torch.Tensor:
         from dubops.speech.text import phonemize

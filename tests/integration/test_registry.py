@@ -1,0 +1,427 @@
+"""The registry on a real MLflow store: bundle, pyfunc round trip, gate, promotion, rollback.
+
+Stage folders are real micro runs (``tests.fixtures.dubbing_stages``, built once
+per session); the store is SQLite in a temp folder. Versions for the gate and
+promotion tests are registered through ``register_bundle`` from the ControlNet
+bundle (no footage library to open), which takes well under a second each once
+the first registration has loaded everything.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.fixtures.dubbing_stages import build_stages, store_config
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def stages(small_synthetic_corpus, tmp_path_factory):
+    return build_stages(small_synthetic_corpus, tmp_path_factory.mktemp("stages"))
+
+
+@pytest.fixture(scope="module")
+def bundles(stages, tmp_path_factory):
+    """(graph bundle with the corpus's example, ControlNet-only bundle with a synthetic one)."""
+    from dubops.registry.bundle import assemble_bundle
+
+    root = tmp_path_factory.mktemp("bundles")
+    common = {
+        "reasoner_dir": stages.reasoner,
+        "extractors_dir": stages.extractors,
+        "library_dir": stages.library,
+    }
+    graph = assemble_bundle(
+        root / "graph", speech_dir=stages.graph, data_dir=stages.corpus, **common
+    )
+    plain = assemble_bundle(root / "controlnet", speech_dir=stages.controlnet, **common)
+    return graph, plain
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    """One SQLite store for the module (creating one costs seconds); a model name per test."""
+    return tmp_path_factory.mktemp("mlflow")
+
+
+def _store(store: Path, name: str):
+    return store_config(store, f"registry.model_name={name}")
+
+
+def _cli_sets(config) -> list[str]:
+    return [
+        *("--set", f"tracking.tracking_uri={config.tracking.tracking_uri}"),
+        *("--set", f"tracking.artifact_location={config.tracking.artifact_location}"),
+        *("--set", f"registry.model_name={config.registry.model_name}"),
+    ]
+
+
+def _register(config, bundle: Path, **metrics: float) -> int:
+    from dubops.registry.model_registry import register_bundle
+
+    return register_bundle(config, bundle, metrics=metrics)
+
+
+def _other_version_library(library: Path, tmp_path: Path) -> Path:
+    """A copy of the library that says it is another version (as a rebuild would)."""
+    copy = tmp_path / "library_rebuilt"
+    shutil.copytree(library, copy)
+    info = json.loads((copy / "library.json").read_text())
+    info["version"] = "0123456789abcdef"
+    (copy / "library.json").write_text(json.dumps(info))
+    return copy
+
+
+def test_bundle_holds_safetensors_and_settings_only(stages, bundles):
+    from dubops.registry.bundle import read_bundle, verify_bundle
+
+    graph, plain = bundles
+    files = sorted(p.relative_to(graph).as_posix() for p in graph.rglob("*") if p.is_file())
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".pkl", ".pickle"))]
+    assert not [f for f in files if "checkpoints/" in f or "samples/" in f or "cache" in f]
+    for needed in (
+        "reasoner/model.safetensors",
+        "reasoner/reasoner.json",
+        "speech/dubbing.safetensors",
+        "speech/graph.safetensors",
+        "dit/dit.safetensors",
+        "extractors/face.safetensors",
+        "example/clip.mp4",
+        "example/prompt.wav",
+    ):
+        assert needed in files, needed
+    info = read_bundle(graph)
+    library = json.loads((stages.library / "library.json").read_text())
+    assert info.library_version == library["version"] and info.needs_library
+    assert info.data_version == library["manifest_hash"]
+    assert info.example["split"] == "test_s2"
+    assert json.loads((graph / "speech/stage.json").read_text())["pretrain_dir"] == "../dit"
+    assert not read_bundle(plain).needs_library
+    assert verify_bundle(graph) == []
+    tampered = graph.parent / "tampered"
+    shutil.copytree(graph, tampered)
+    (tampered / "speech/graph.json").write_text("{}")
+    assert verify_bundle(tampered) == ["speech/graph.json"]
+    assert not list(graph.parent.glob(".*tmp*")), "temp folders left behind"
+
+
+def test_bundle_and_pipeline_refuse_a_library_of_another_version(stages, bundles, tmp_path):
+    from dubops.feature_store.layout import LibraryError
+
+    from dubops.dubbing import DubbingPipeline
+    from dubops.registry.bundle import BundleError, assemble_bundle
+
+    rebuilt = _other_version_library(stages.library, tmp_path)
+    with pytest.raises(LibraryError, match="dubops library build") as caught:
+        DubbingPipeline.from_bundle(bundles[0], library_dir=rebuilt)
+    assert "0123456789abcdef" in str(caught.value)
+    with pytest.raises(LibraryError, match=r"dubops library build.*--library DIR"):
+        DubbingPipeline.from_bundle(bundles[0], library_dir=tmp_path / "nowhere")
+    with pytest.raises(BundleError, match="library version"):
+        assemble_bundle(
+            tmp_path / "bad",
+            reasoner_dir=stages.reasoner,
+            speech_dir=stages.graph,
+            extractors_dir=stages.extractors,
+            library_dir=rebuilt,
+        )
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(BundleError, match="reasoner-sft"):
+        assemble_bundle(
+            tmp_path / "bad",
+            reasoner_dir=stages.controlnet,
+            speech_dir=stages.graph,
+            extractors_dir=stages.extractors,
+            library_dir=stages.library,
+        )
+
+
+def test_pyfunc_round_trip_by_alias(stages, bundles, store, tmp_path):
+    """Register, promote, load ``models:/dubbing@champion`` and dub a held-out clip."""
+    import mlflow
+    import pandas as pd
+
+    from dubops.audio import read_wav
+    from dubops.data.datasets import load_manifest
+    from dubops.registry.model_registry import register_bundle
+    from dubops.registry.promotion import promote
+    from dubops.registry.store import registry_client
+    from dubops.tracking import git_commit
+
+    config = _store(store, "round_trip")
+    name = config.registry.model_name
+    metrics = {"mcd_dtw": 50.2, "wer": 0.377, "reasoner_format_validity": 1.0}
+    baselines = {"mean-mel": {"mcd_dtw": 84.3, "wer": 1.0}}
+    version = register_bundle(
+        config, bundles[0], metrics=metrics, baselines=baselines, tags={"owner": "tests"}
+    )
+    client = registry_client(config)
+    mv = client.get_model_version(name, str(version))
+    tags = mv.tags
+    assert {k: float(tags[f"metric.{k}"]) for k in metrics} == metrics
+    assert float(tags["baseline.mean-mel.mcd_dtw"]) == 84.3
+    run = client.get_run(tags["run_id"])
+    assert tags["pipeline_run_id"] == run.info.run_id  # not nested: its own run
+    assert run.data.metrics["mcd_dtw"] == 50.2
+    assert (
+        tags["data_version"] == json.loads((bundles[0] / "bundle.json").read_text())["data_version"]
+    )
+    assert tags["library_version"] and tags["owner"] == "tests"
+    assert tags["git_commit"] == (git_commit() or "unknown")
+    assert client.get_registered_model(name).aliases == {"challenger": version}
+
+    promote(config, version, reason="round trip")
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    local = Path(mlflow.artifacts.download_artifacts(mv.source))
+    assert (local / "MLmodel").is_file() and (local / "serving_input_example.json").is_file()
+    assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle", ".bin", ".pt")]
+    schema = model.metadata.get_input_schema()
+    assert schema.input_names() == ["video_path", "script", "prompt_path", "react"]
+
+    clip = load_manifest(stages.corpus, ["test_s2"]).iloc[1]
+    request = pd.DataFrame(
+        [
+            {
+                "video_path": str(stages.corpus / clip.video_path),
+                "script": clip.script,
+                "prompt_path": str(stages.corpus / clip.prompt_audio_path),
+                "react": clip.react,
+            }
+        ]
+    )
+    out = model.predict(request, params={"out_dir": str(tmp_path / "dubbed")})
+    row = out.iloc[0]
+    wave, rate = read_wav(row.wav_path)
+    assert abs(len(wave) / rate - clip.video_seconds) < 0.05
+    assert row.sample_rate == rate and row.audio_b64 == ""
+    assert row.scene_type in ("dialogue", "monologue", "narration")
+    assert bool(row.fallback) == (not bool(row.parse_ok))
+    assert set(json.loads(row.seconds)) >= {"reason", "embed", "retrieve", "speech", "total"}
+    # The logged input example is the bundle's own clip, by bundle:// paths.
+    serving = json.loads((local / "serving_input_example.json").read_text())
+    assert serving["params"] == {"audio": "base64"}
+    assert serving["dataframe_split"]["data"][0][0] == "bundle://example/clip.mp4"
+    example = model.predict(model.input_example, params=serving["params"]).iloc[0]
+    assert example.wav_path == "" and len(example.audio_b64) > 1000
+
+
+def test_gate_against_champion_with_tolerances_logs_its_table(bundles, store):
+    import mlflow
+
+    from dubops.registry.gate import run_gate
+    from dubops.registry.promotion import promote
+    from dubops.registry.store import registry_client
+    from dubops.tracking import start_run
+
+    config = _store(store, "gate")
+    name = config.registry.model_name
+    plain = bundles[1]
+    v1 = _register(config, plain, mcd_dtw=50.0, wer=0.40, emo_acc=0.50)
+    promote(config, v1)
+    v2 = _register(config, plain, mcd_dtw=49.0, wer=0.45, emo_acc=0.55)  # wer worse by 0.05
+    with start_run(config, "gate") as run:
+        refused = run_gate(config)  # the challenger alias: v2
+    assert (refused.challenger, refused.champion, refused.passed) == (v2, v1, False)
+    assert [r["metric"] for r in refused.rows if not r["passed"]] == ["wer"]
+    client = registry_client(config)
+    logged = client.get_run(run.run_id)
+    assert logged.data.metrics["gate_passed"] == 0.0
+    assert logged.data.tags["gate.decision"] == "refused"
+    table = json.loads(
+        Path(mlflow.artifacts.download_artifacts(run_id=run.run_id, artifact_path="gate"))
+        .joinpath("decision.json")
+        .read_text()
+    )
+    assert table["passed"] is False and len(table["rows"]) == len(refused.rows)
+    assert client.get_model_version(name, str(v2)).tags["gate.passed"] == "false"
+
+    v3 = _register(config, plain, mcd_dtw=50.5, wer=0.41, emo_acc=0.49)  # all within tolerance
+    passed = run_gate(config)
+    assert passed.passed and passed.challenger == v3, passed.markdown()
+
+
+def test_first_model_needs_to_beat_the_baselines(bundles, store):
+    from dubops.registry.gate import run_gate
+    from dubops.registry.model_registry import register_bundle
+
+    config = _store(store, "first_model")
+    baselines = {"mean-mel": {"mcd_dtw": 84.0, "emo_acc": 0.19}, "shuffled": {"mcd_dtw": 86.0}}
+    weak = register_bundle(
+        config, bundles[1], metrics={"mcd_dtw": 85.0, "emo_acc": 0.5}, baselines=baselines
+    )
+    decision = run_gate(config, weak)
+    assert not decision.passed and decision.champion is None
+    assert [(r["reference"], r["metric"]) for r in decision.rows if not r["passed"]] == [
+        ("mean-mel", "mcd_dtw")
+    ]
+    good = register_bundle(
+        config, bundles[1], metrics={"mcd_dtw": 60.0, "emo_acc": 0.5}, baselines=baselines
+    )
+    assert run_gate(config).passed and run_gate(config).challenger == good
+
+
+def test_rollback_restores_the_previous_champion_and_survives_a_restart(bundles, store):
+    from dubops.registry.promotion import champion_history, promote, rollback
+    from dubops.registry.store import CHAMPION, RegistryError, alias_version, registry_client
+
+    config = _store(store, "rollback")
+    name = config.registry.model_name
+    v1, v2, v3 = (_register(config, bundles[1], mcd_dtw=50.0 - i) for i in range(3))
+    for v in (v1, v2, v3):
+        promote(config, v, reason=f"step {v}")
+    assert [h["version"] for h in champion_history(config)] == [v1, v2, v3]
+    assert rollback(config) == v2
+    client = registry_client(config)
+    assert alias_version(client, name, CHAMPION) == v2
+    # Another process, as after a restart, reads the same history and goes one further back.
+    cli = [sys.executable, "-m", "dubops.cli.main", "registry", "rollback", "--json"]
+    done = subprocess.run(
+        [*cli, *_cli_sets(config)], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"champion": v1, "rolled_back": v2}
+    assert alias_version(client, name, CHAMPION) == v1
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        rollback(config)
+    assert client.get_model_version(name, str(v3)).tags.get("rolled_back_at")
+
+
+def _promote_in_process(args: tuple) -> str:
+    """Runs in a child process: connect, wait for the start signal, then promote.
+
+    Reading the champion is slowed down (0.5 s) so that, were promotions not
+    serialised, both children would read the old champion before either moved it.
+    """
+    import time
+
+    from dubops.registry import promotion
+    from dubops.registry.store import registry_client
+    from tests.fixtures.dubbing_stages import store_config
+
+    store_root, name, version, expected, start = args
+    config = store_config(Path(store_root), f"registry.model_name={name}")
+    registry_client(config)  # connected before the race starts
+    read = promotion.alias_version
+
+    def slow_read(*a, **k):
+        found = read(*a, **k)
+        time.sleep(0.5)
+        return found
+
+    promotion.alias_version = slow_read
+    start.wait(60)
+    try:
+        promotion.promote(config, version, reason=f"race {version}", expected_champion=expected)
+    except promotion.PromotionConflictError:
+        return "conflict"
+    return "promoted"
+
+
+def test_two_concurrent_promotions_leave_exactly_one_champion(bundles, store):
+    from dubops.registry.promotion import champion_history, promote
+    from dubops.registry.store import CHAMPION, alias_version, registry_client
+
+    config = _store(store, "race")
+    name = config.registry.model_name
+    v1, v2, v3 = (_register(config, bundles[1], mcd_dtw=50.0 - i) for i in range(3))
+    promote(config, v1)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        start = manager.Event()
+        with context.Pool(2) as pool:
+            # Both challengers were gated against champion v1; only one may replace it.
+            jobs = [(str(store), name, v, v1, start) for v in (v2, v3)]
+            pending = pool.map_async(_promote_in_process, jobs)
+            start.set()
+            outcomes = pending.get(timeout=240)
+    assert sorted(outcomes) == ["conflict", "promoted"]
+    winner = (v2, v3)[outcomes.index("promoted")]
+    client = registry_client(config)
+    assert alias_version(client, name, CHAMPION) == winner
+    history = champion_history(config)
+    assert [h["version"] for h in history] == [v1, winner]
+    assert history[-1]["previous"] == v1
+
+
+def test_cli_list_show_compare_promote_and_clear_errors(bundles, store):
+    from dubops.cli.main import app
+
+    config = _store(store, "cli")
+    name = config.registry.model_name
+    sets = _cli_sets(config)
+
+    empty = runner.invoke(app, ["registry", "list", *sets])
+    assert empty.exit_code == 2 and f"no model {name!r}" in " ".join(empty.output.split())
+
+    from dubops.registry.model_registry import register_bundle
+
+    baselines = {"mean-mel": {"mcd_dtw": 84.0, "wer": 1.0}}
+    v1 = register_bundle(
+        config, bundles[1], metrics={"mcd_dtw": 60.0, "wer": 0.5}, baselines=baselines
+    )
+    promoted = runner.invoke(app, ["registry", "promote", str(v1), "--json", *sets])
+    assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout) == {"promoted": True, "champion": v1, "previous": None}
+    v2 = register_bundle(config, bundles[1], metrics={"mcd_dtw": 70.0, "wer": 0.4})
+    refused = runner.invoke(app, ["registry", "promote", "challenger", "--json", *sets])
+    assert refused.exit_code == 1
+    gate_rows = json.loads(refused.stdout)["gate"]["rows"]
+    assert [r["metric"] for r in gate_rows if not r["passed"]] == ["mcd_dtw"]
+
+    listed = json.loads(runner.invoke(app, ["registry", "list", "--json", *sets]).stdout)
+    assert [(v["version"], v["aliases"]) for v in listed["versions"]] == [
+        (v1, ["champion"]),
+        (v2, ["challenger"]),
+    ]
+    shown = json.loads(runner.invoke(app, ["registry", "show", "champion", "--json", *sets]).stdout)
+    assert shown["version"] == v1 and shown["metrics"]["wer"] == 0.5
+    assert shown["champion_history"][0]["version"] == v1
+    compared = json.loads(
+        runner.invoke(
+            app, ["registry", "compare", "champion", "challenger", "--json", *sets]
+        ).stdout
+    )
+    rows = {r["metric"]: r for r in compared["rows"]}
+    assert rows["mcd_dtw"]["better"] == f"v{v1}" and rows["wer"]["better"] == f"v{v2}"
+    assert rows["wer"]["b_minus_a"] == pytest.approx(-0.1)
+    table = runner.invoke(app, ["registry", "compare", str(v1), str(v2), *sets])
+    assert table.exit_code == 0 and "mcd_dtw" in table.output
+
+    unknown = runner.invoke(app, ["registry", "show", "42", *sets])
+    assert unknown.exit_code == 2 and "no version 42" in unknown.output
+    alias = runner.invoke(app, ["registry", "show", "staging", *sets])
+    assert alias.exit_code == 2 and "staging" in alias.output
+    forced = runner.invoke(app, ["registry", "promote", str(v2), "--force", *sets])
+    assert forced.exit_code == 0, forced.output
+    back = runner.invoke(app, ["registry", "rollback", "--json", *sets])
+    assert json.loads(back.stdout) == {"champion": v1, "rolled_back": v2}
+
+
+def test_registering_inside_a_pipeline_run_records_both_runs(bundles, store):
+    from dubops.registry.model_registry import register_bundle
+    from dubops.registry.store import registry_client
+    from dubops.tracking import start_run
+
+    config = _store(store, "nested")
+    name = config.registry.model_name
+    with start_run(config, "pipeline") as parent, start_run(config, "step", nested=True) as step:
+        inside = register_bundle(config, bundles[1], metrics={"wer": 0.5})
+    client = registry_client(config)
+    tags = client.get_model_version(name, str(inside)).tags
+    assert (tags["run_id"], tags["pipeline_run_id"]) == (step.run_id, parent.run_id)
+    # Into a finished run named by id: logged there, and the run stays finished.
+    later = register_bundle(config, bundles[1], metrics={"wer": 0.4}, run_id=step.run_id)
+    run = client.get_run(step.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["wer"] == 0.4
+    assert client.get_model_version(name, str(later)).tags["pipeline_run_id"] == parent.run_id
+    assert client.get_model_version(name, str(later)).run_id == step.run_id
