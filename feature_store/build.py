@@ -34,7 +34,7 @@ from dubops.feature_store.layout import (
     vector_field,
 )
 
-from dubops.fileio import write_json
+from dubops.fileio import replace_dir, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -283,8 +283,4 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     from milvus_lite.server_manager import server_manager_instance
 
     server_manager_instance.release_server(str(LibraryLayout(target).online_store))
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, target)

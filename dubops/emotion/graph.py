@@ -191,10 +191,3 @@ def scatter_to_table(table: torch.Tensor, graph, x: torch.Tensor) -> torch.Tenso
     index = graph.batch * n + graph.slot  # (nodes,) flat slot of each node
     flat = table.reshape(b * n, d).index_copy(0, index, x)
     return flat.view(b, n, d)
-
-
-def dense_nodes(graph, x: torch.Tensor, b: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Node states per sample, padded: ``(b, nodes, d)`` and a ``(b, nodes)`` bool mask."""
-    from torch_geometric.utils import to_dense_batch
-
-    return to_dense_batch(x, graph.batch, batch_size=b)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dubops.fileio import write_json
+from dubops.fileio import replace_dir, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def assemble_bundle(
             "bundle_hash": _bundle_hash(files),
         }
         write_json(tmp / BUNDLE_FILE, info)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("assembled dubbing bundle %s (%s)", out_dir, info["bundle_hash"])
@@ -319,16 +319,3 @@ def _file_hashes(root: Path) -> dict[str, str]:
 def _bundle_hash(files: dict[str, str]) -> str:
     blob = "\n".join(f"{rel}:{sha}" for rel, sha in sorted(files.items()))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` over ``target``; an existing target is moved aside, then deleted."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

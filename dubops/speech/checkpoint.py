@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dubops.fileio import replace_dir
 from dubops.speech.ema import EMA
 
 logger = logging.getLogger(__name__)
@@ -133,15 +134,6 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    old = final.with_name(f".old-{final.name}")
-    if final.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def save_checkpoint(
     root: str | Path,
     step: int,
@@ -176,7 +168,7 @@ def save_checkpoint(
     save_file(_for_safetensors(model.state_dict()), tmp / MODEL_FILE, metadata=meta)
     save_file(_for_safetensors(ema.model_state_dict(model)), tmp / EMA_FILE, metadata=meta)
     torch.save({**state, "step": step, "ema_num_updates": ema.num_updates}, tmp / STATE_FILE)
-    _replace_dir(tmp, final)
+    replace_dir(tmp, final)
     pointer_tmp = root / f".{LATEST}.tmp"
     pointer_tmp.write_text(final.name)
     os.replace(pointer_tmp, root / LATEST)

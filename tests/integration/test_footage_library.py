@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -205,7 +206,18 @@ def test_failed_build_leaves_the_old_library(
     FootageLibrary.open(out, "numpy").close()
 
 
-def test_missing_or_stale_store_names_the_build_command(tmp_path, library, monkeypatch):
+def _extractor_files(folder: Path) -> Path:
+    """A folder in the trained-extractors layout: what the version check reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("scene", "face", "text", "audio"):
+        (folder / f"{name}.safetensors").write_bytes(name.encode() * 8)
+        (folder / f"{name}.json").write_text(json.dumps({"settings": {"dim": 8}}))
+    return folder
+
+
+def test_missing_or_stale_store_names_the_build_command(
+    tmp_path, config, small_synthetic_corpus, vectors, library
+):
     with pytest.raises(LibraryError, match="dubops library build"):
         FootageLibrary.open(tmp_path / "absent", "numpy")
     copy = tmp_path / "copy"
@@ -217,17 +229,17 @@ def test_missing_or_stale_store_names_the_build_command(tmp_path, library, monke
     (copy / "library.json").unlink()
     with pytest.raises(LibraryError, match="dubops library build"):
         FootageLibrary.open(copy, "numpy")
-    # Extractors newer than the library's: stale.
-    import dubops.feature_store.retrieval as retrieval
+    # Built from these extractors: fresh; one retrained since: stale.
+    from dubops.emotion.footage_vectors import extractor_versions
 
-    built = json.loads((library / "library.json").read_text())["extractor_versions"]
-    monkeypatch.setattr(
-        retrieval, "current_extractor_versions", lambda d: {**built, "audio": "new"}
-    )
+    extractors = _extractor_files(tmp_path / "extractors")
+    fresh = tmp_path / "fresh"
+    versions = extractor_versions(extractors)
+    build_library(config, small_synthetic_corpus, fresh, vectors=vectors, versions=versions)
+    FootageLibrary.open(fresh, "numpy", extractors_dir=extractors).close()
+    (extractors / "audio.safetensors").write_bytes(b"retrained")
     with pytest.raises(LibraryError, match=r"stale.*dubops library build"):
-        FootageLibrary.open(library, "numpy", extractors_dir=tmp_path)
-    monkeypatch.setattr(retrieval, "current_extractor_versions", lambda d: dict(built))
-    FootageLibrary.open(library, "numpy", extractors_dir=tmp_path).close()
+        FootageLibrary.open(fresh, "numpy", extractors_dir=extractors)
 
 
 def test_precision_beats_shuffled_labels(opened):
