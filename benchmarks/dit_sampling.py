@@ -1,12 +1,14 @@
 """Our DiT sampler against the f5-tts reference: same weights, same noise, one run.
 
 For each model size and NFE, samples once with the reference ``CFM.sample``
-(torchdiffeq, its text cache) and once with ours (prepared inputs, batched
-guidance), after a warm-up of each, and reports the max output difference and
-the speed ratio. ``tiny`` is the tiny preset's size; ``base`` is F5TTS_v1_Base
-(on CPU with few steps and a short clip: ``--base-nfe``).
+(torchdiffeq, its text cache), once with ours (prepared inputs, batched
+guidance) and once with ours through ``torch.compile`` (``sampler.compile``),
+after a warm-up of each (the compiled warm-up is the compile, reported apart),
+and reports the max output difference and the speed ratio. ``tiny`` is the tiny
+preset's size; ``base`` is F5TTS_v1_Base (on CPU with few steps and a short
+clip: ``--base-nfe``).
 
-    python benchmarks/dit_sampling.py [--repeats 3] [--skip-base]
+    python benchmarks/dit_sampling.py [--repeats 3] [--skip-base] [--no-compile]
 
 Writes ``benchmarks/results/dit_sampling.json``.
 """
@@ -58,17 +60,28 @@ def _models(config: DiTConfig, ref_module):
     return ref_cfm, FlowMatching(ours.eval())
 
 
-def _time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    fn()  # warm-up
+def _time(fn, repeats: int) -> tuple[float, torch.Tensor, float]:
+    """Best of ``repeats`` after a warm-up -> (best s, output, warm-up s)."""
+    start = time.perf_counter()
+    fn()  # warm-up (for a compiled sampler: the compile)
+    warm_up = time.perf_counter() - start
     best, out = float("inf"), None
     for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
         best = min(best, time.perf_counter() - start)
-    return best, out
+    return best, out, warm_up
 
 
-def bench(name: str, config: DiTConfig, nfe: int, frames: int, repeats: int, ref_module) -> dict:
+def bench(
+    name: str,
+    config: DiTConfig,
+    nfe: int,
+    frames: int,
+    repeats: int,
+    ref_module,
+    compiled: bool = True,
+) -> dict:
     ref, ours = _models(config, ref_module)
     prompt = frames // 3
     g = torch.Generator().manual_seed(1)
@@ -82,13 +95,13 @@ def bench(name: str, config: DiTConfig, nfe: int, frames: int, repeats: int, ref
                 cond, text, frames, steps=nfe, cfg_strength=2.0, sway_sampling_coef=-1.0, seed=3
             )[0]
 
-    def run_ours():
+    def run_ours(fast: SamplerConfig = sampler):
         with torch.inference_mode():
-            return ours.sample(cond, text, frames, seed=3, sampler=sampler)
+            return ours.sample(cond, text, frames, seed=3, sampler=fast)
 
-    t_ref, a = _time(run_ref, repeats)
-    t_ours, b = _time(run_ours, repeats)
-    return {
+    t_ref, a, _ = _time(run_ref, repeats)
+    t_ours, b, _ = _time(run_ours, repeats)
+    row = {
         "model": name,
         "nfe": nfe,
         "frames": frames,
@@ -98,6 +111,16 @@ def bench(name: str, config: DiTConfig, nfe: int, frames: int, repeats: int, ref
         "speedup": round(t_ref / t_ours, 3),
         "max_abs_diff": float((a - b).abs().max()),
     }
+    if compiled:
+        fast = sampler.model_copy(update={"compile": True})
+        t_comp, c, compile_s = _time(lambda: run_ours(fast), repeats)
+        row |= {
+            "compiled_s": round(t_comp, 4),
+            "compiled_speedup": round(t_ref / t_comp, 3),
+            "compiled_max_abs_diff": float((a - c).abs().max()),
+            "compile_s": round(compile_s, 1),
+        }
+    return row
 
 
 def main() -> None:
@@ -110,6 +133,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-base", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile column")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
     ref_module = load_reference()
@@ -117,17 +141,32 @@ def main() -> None:
         raise SystemExit("f5-tts is not installed: make install (requirements/nodeps-dev.txt)")
     torch.set_num_threads(args.threads)
     tiny = load_config("tiny").speech.dit
-    rows = [bench("tiny", tiny, nfe, args.frames, args.repeats, ref_module) for nfe in (16, 32)]
+    compiled = not args.no_compile
+    rows = [
+        bench("tiny", tiny, nfe, args.frames, args.repeats, ref_module, compiled)
+        for nfe in (16, 32)
+    ]
     if not args.skip_base:
         base = DiTConfig()
-        rows += [bench("base", base, nfe, args.base_frames, 1, ref_module) for nfe in args.base_nfe]
+        rows += [
+            bench("base", base, nfe, args.base_frames, 1, ref_module, compiled)
+            for nfe in args.base_nfe
+        ]
     columns = ("model", "params M", "NFE", "ref s", "ours s", "speed-up", "max diff")
-    print(" ".join(f"{c:>9}" for c in columns))
+    if compiled:
+        columns += ("compiled s", "speed-up", "max diff", "compile s")
+    print(" ".join(f"{c:>10}" for c in columns))
     for r in rows:
-        print(
-            f"{r['model']:>6} {r['params_m']:>9} {r['nfe']:>4} {r['reference_s']:>8} "
-            f"{r['ours_s']:>8} {r['speedup']:>9} {r['max_abs_diff']:>10.2e}"
+        line = (
+            f"{r['model']:>10} {r['params_m']:>10} {r['nfe']:>10} {r['reference_s']:>10} "
+            f"{r['ours_s']:>10} {r['speedup']:>10} {r['max_abs_diff']:>10.2e}"
         )
+        if compiled:
+            line += (
+                f" {r['compiled_s']:>10} {r['compiled_speedup']:>10}"
+                f" {r['compiled_max_abs_diff']:>10.2e} {r['compile_s']:>10}"
+            )
+        print(line)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "dit_sampling",

@@ -122,6 +122,57 @@ def controlnet(
         )
 
 
+@app.command("duration")
+def duration(
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="Finished controlnet run folder (updated).")
+    ] = Path("outputs/controlnet"),
+    data: DataOption = Path("data/tiny"),
+    mlflow: MlflowOption = True,
+    preset: PresetOption = "tiny",
+    config_file: ConfigFileOption = None,
+    overrides: SetOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Refine a ControlNet folder's duration predictor alone (lip sync), in place.
+
+    `dubops train controlnet` already ends with this when
+    speech.duration_refine.steps > 0; run it on an older folder, or for more
+    updates (--set speech.duration_refine.steps=N). Frozen encoders, features
+    computed once: minutes on a CPU. Keeps the weights with the lowest
+    validation onset error (video frames between where each phoneme starts and
+    where it should).
+    """
+    config = load(preset, config_file, overrides)
+    with user_errors():
+        import contextlib
+        from dataclasses import asdict
+
+        from dubops.data.layout import CorpusLayout, manifest_hash
+        from dubops.speech.stages import refine_run_durations
+
+        layout = CorpusLayout(data)
+        if not layout.manifest.is_file():
+            raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
+        context = contextlib.nullcontext(None)
+        if mlflow:
+            from dubops.tracking import start_run
+
+            context = start_run(
+                config, "duration_refine", data_version=manifest_hash(layout.manifest)
+            )
+        with context as tracker:
+            result = refine_run_durations(config, data, model, tracker)
+        if as_json:
+            print_json(asdict(result))
+        else:
+            err_console().print(
+                f"[bold green]duration[/] val onset error {result.onset_error_before:.3f} -> "
+                f"{result.onset_error_after:.3f} frames (best at update {result.best_step} of "
+                f"{result.steps}), {result.minutes:.1f} min -> {model}"
+            )
+
+
 def dub_command(
     model: Annotated[
         Path, typer.Option("--model", "-m", help="Finished controlnet (or graph) run folder.")

@@ -128,8 +128,9 @@ def train_graph(
             "ablation": graph.ablation,
         },
     )
-    train = ClipDataset(data_dir, config.audio, ["train"], vocab, cn.frame_size)
-    val = ClipDataset(data_dir, config.audio, ["val"], vocab, cn.frame_size)
+    slots = speech.duration.word_slots
+    train = ClipDataset(data_dir, config.audio, ["train"], vocab, cn.frame_size, word_slots=slots)
+    val = ClipDataset(data_dir, config.audio, ["val"], vocab, cn.frame_size, word_slots=slots)
     ids = [*train.manifest["clip_id"], *val.manifest["clip_id"]]
     footage = cached_footage(library, ids, k, out / "footage_cache", exclude_self=True)
     library.close()

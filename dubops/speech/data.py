@@ -29,6 +29,7 @@ from dubops.data.datasets import (
     pad_stack,
 )
 from dubops.data.layout import CorpusLayout
+from dubops.speech.text import PAUSE
 
 MODEL_NOTEXT = NOTEXT_ID - 1  # the no-text token as the model sees it
 
@@ -145,11 +146,33 @@ class ClipDataset(UtteranceDataset):
         splits: Sequence[str],
         vocab: PhonemeVocab,
         frame_size: int,
+        word_slots: bool = False,
     ) -> None:
         super().__init__(root, audio, splits, vocab, include_prompts=False)
         self.manifest = load_manifest(root, list(splits))
         self.frame_size = frame_size
         self._frames: dict[int, torch.Tensor] = {}
+        if word_slots:
+            self._add_pause_slots()
+
+    def _add_pause_slots(self) -> None:
+        """Phonemes and durations with a 0-frame pause at each boundary that had none.
+
+        The scripts are phonemized as inference phonemizes them
+        (:mod:`dubops.speech.pause_slots`); the aligned text is unchanged, since a
+        0-frame phoneme spans no mel frame.
+        """
+        from dubops.speech.pause_slots import insert_pause_slots, slotted_phonemes
+
+        rows = []
+        for (path, phonemes, frames, speaker), script in zip(
+            self.rows, self.manifest["script"], strict=True
+        ):
+            names, slotted = insert_pause_slots(
+                list(phonemes), list(frames), slotted_phonemes(script, audio=self.audio)
+            )
+            rows.append((path, names, slotted, speaker))
+        self.rows = rows
 
     def frames(self, i: int) -> torch.Tensor:
         """``(f, 3, s, s)`` uint8 frames at the video rate, resized to ``frame_size``."""
@@ -164,6 +187,7 @@ class ClipDataset(UtteranceDataset):
         item["frames"] = self.frames(i)
         item["labels"] = encode_labels(self.manifest.iloc[i])
         item["clip_id"] = self.manifest.iloc[i]["clip_id"]
+        item["pause_id"] = self.vocab.index.get(PAUSE, -1)  # pauses may get 0 frames
         return item
 
 

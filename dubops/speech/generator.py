@@ -307,9 +307,15 @@ class SpeechGenerator:
         return tensors, results[0]
 
     def phoneme_ids(self, script: str, voice: str = "en-us") -> torch.Tensor:
+        """Corpus ids of the script; with a pause slot per word boundary when trained so."""
+        from dubops.speech.pause_slots import slotted_phonemes
         from dubops.speech.text import phonemize
 
-        return torch.tensor(self.vocab.encode(phonemize(script, voice, audio=self.audio)))
+        if self.speech.duration.word_slots:
+            names = slotted_phonemes(script, voice, audio=self.audio)
+        else:
+            names = phonemize(script, voice, audio=self.audio)
+        return torch.tensor(self.vocab.encode(names))
 
     @torch.no_grad()
     def generate(

@@ -53,6 +53,11 @@ class SamplerConfig(_Section):
     sway_coef: float | None = Field(-1.0, description="None disables sway sampling")
     cfg_strength: float = Field(2.0, ge=0)
     use_epss: bool = Field(True, description="pruned grids for NFE 5/6/7/10/12/16")
+    compile: bool = Field(
+        False,
+        description="torch.compile the per-step network (inductor, dynamic shapes): "
+        "tens of seconds on the first call, for long-lived servers",
+    )
 
 
 class GuidanceScales(_Section):
@@ -85,6 +90,22 @@ class DurationConfig(_Section):
 
     dim: int = Field(256, gt=0)
     layers: int = Field(4, gt=0)
+    word_slots: bool = Field(
+        False,
+        description="a pause slot at every word boundary (dubops.speech.pause_slots): "
+        "the predictor decides each gap, so speech can pause where the lips do",
+    )
+
+
+class DurationRefineConfig(_Section):
+    """The duration predictor trained on alone after stage 2.2 (dubops.speech.duration_refine)."""
+
+    steps: int = Field(
+        0, ge=0, description="updates of the predictor alone, frozen encoders; 0 skips"
+    )
+    lr: float = Field(3e-4, gt=0)
+    batch: int = Field(16, gt=0, description="clips per update")
+    eval_every: int = Field(250, gt=0, description="validation onset error cadence")
 
 
 class SpeechConfig(_Section):
@@ -98,6 +119,7 @@ class SpeechConfig(_Section):
     sampler: SamplerConfig = SamplerConfig()
     controlnet: ControlNetConfig = ControlNetConfig()
     duration: DurationConfig = DurationConfig()
+    duration_refine: DurationRefineConfig = DurationRefineConfig()
     pretrain: TrainConfig = TrainConfig()
     controlnet_training: TrainConfig = TrainConfig(lr=1e-4, warmup_steps=500)
     vocoder: Literal["griffin-lim", "vocos"] = "griffin-lim"

@@ -248,8 +248,9 @@ def tune_controlnet(
     start_run_folder(out, vocab, speech)
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
     size = speech.controlnet.frame_size
-    train = ClipDataset(data_dir, config.audio, ["train"], vocab, size)
-    val = ClipDataset(data_dir, config.audio, ["val"], vocab, size)
+    slots = speech.duration.word_slots
+    train = ClipDataset(data_dir, config.audio, ["train"], vocab, size, word_slots=slots)
+    val = ClipDataset(data_dir, config.audio, ["val"], vocab, size, word_slots=slots)
     model = DubbingModel(flow, speech, len(vocab))
     mode = speech.text_mode
 
@@ -269,8 +270,53 @@ def tune_controlnet(
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, model, use_ema=True)
+    if speech.duration_refine.steps:
+        _refine(model, train, val, config, speech.duration_refine, out, tracker)
     weights = out / DUBBING_FILE
-    export_weights(
-        {k: v for k, v in model.state_dict().items() if not k.startswith("flow.")}, weights
-    )
+    export_weights(_dubbing_state(model), weights)
     return finish_stage("controlnet", out, weights, result, start, tracker)
+
+
+def _dubbing_state(model: DubbingModel) -> dict[str, torch.Tensor]:
+    """The stage-2.2 parts of a model (the frozen DiT and a graph live in their own files)."""
+    skip = ("flow.", "emotion_module.")
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
+
+
+def _refine(model, train, val, config: DubOpsConfig, refine, out: Path, tracker) -> Any:
+    from dubops.speech.duration_refine import refine_durations
+
+    mel_per_frame = config.audio.sample_rate / config.audio.hop_length / config.video.fps
+    drop = model.config.controlnet.condition_drop_prob
+    refined = refine_durations(model, train, val, refine, drop, mel_per_frame, tracker)
+    stage = out / "stage.json"
+    previous = json.loads(stage.read_text()) if stage.is_file() else {}
+    write_json(stage, {**previous, "duration_refine": asdict(refined)})
+    return refined
+
+
+def refine_run_durations(
+    config: DubOpsConfig, data_dir: str | Path, run_dir: str | Path, tracker: Any = None
+) -> Any:
+    """``dubops train duration``: refine a finished ControlNet folder's predictor in place.
+
+    The network (sizes, word slots) is the folder's; the refinement settings
+    (``speech.duration_refine``) come from ``config``. ``dubbing.safetensors``
+    is replaced atomically; ``stage.json`` records the refinement.
+    """
+    from dubops.speech.generator import load_dubbing_model
+
+    out = Path(run_dir)
+    model, vocab, speech = load_dubbing_model(out)
+    refine = config.speech.duration_refine
+    if not refine.steps:
+        raise ValueError(
+            "speech.duration_refine.steps is 0: set it, "
+            "e.g. --set speech.duration_refine.steps=3000"
+        )
+    size, slots = speech.controlnet.frame_size, speech.duration.word_slots
+    train = ClipDataset(data_dir, config.audio, ["train"], vocab, size, word_slots=slots)
+    val = ClipDataset(data_dir, config.audio, ["val"], vocab, size, word_slots=slots)
+    refined = _refine(model, train, val, config, refine, out, tracker)
+    export_weights(_dubbing_state(model), out / DUBBING_FILE)
+    return refined

@@ -21,7 +21,9 @@ SMALL = [
     "-s",
     "speech.controlnet.visual_dim=32",
     "-s",
-    "speech.duration={dim: 32, layers: 1}",
+    "speech.duration={dim: 32, layers: 1, word_slots: true}",
+    "-s",
+    "speech.duration_refine={steps: 4, eval_every: 2}",
     "-s",
     "speech.sampler.nfe=4",
     "-s",
@@ -90,6 +92,17 @@ def test_pretrain_resume_controlnet_and_dub(tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert (cn / "dubbing.safetensors").is_file()
+    refined = json.loads((cn / "stage.json").read_text())["duration_refine"]
+    assert refined["steps"] == 4 and refined["onset_error_after"] <= refined["onset_error_before"]
+
+    # More refinement of the finished folder, in place; 0 steps is a clear error.
+    refine = ["train", "duration", "--model", str(cn), "--data", str(data), "--no-mlflow"]
+    res = runner.invoke(app, [*refine, "--json", *SMALL, "-s", "speech.duration_refine.steps=3"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["steps"] == 3
+    assert json.loads((cn / "stage.json").read_text())["duration_refine"]["steps"] == 3
+    res = runner.invoke(app, [*refine, *SMALL, "-s", "speech.duration_refine.steps=0"])
+    assert res.exit_code == 2 and "duration_refine.steps" in res.output, res.output
 
     dubbed = tmp_path / "dubbed"
     res = runner.invoke(

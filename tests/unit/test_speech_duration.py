@@ -125,3 +125,14 @@ def test_training_on_the_tiny_corpus_lowers_the_loss(small_synthetic_corpus):
     )
     assert after.loss < 0.2 * before.loss
     assert after.log_mse < 0.5 and after.total_l1 < 0.3
+
+
+def test_onset_error_counts_where_spoken_phonemes_start_in_video_frames():
+    from dubops.speech.duration_refine import onset_error
+
+    target = torch.tensor([4, 8, 0, 8])  # starts 0, 4, 12, 12
+    spoken = torch.tensor([False, True, False, True])
+    assert onset_error(target, target, spoken, 3.75) == 0.0
+    # The leading pause 4 frames longer: both spoken starts move 4 mel frames late.
+    late = torch.tensor([8, 8, 0, 4])
+    assert onset_error(late, target, spoken, 4.0) == pytest.approx(1.0)

@@ -110,3 +110,16 @@ def test_guidance_composition_reduces_to_conditional_at_unit_scales():
     v = [torch.full((1,), x) for x in (10.0, 6.0, 5.0, 1.0)]  # full, V+C, V, none
     assert float(guidance.combine(v)[0]) == 1 + 2 * (5 - 1) + 3 * (6 - 5) + 4 * (10 - 6)
     assert keeps == [(True, True), (True, True), (True, False), (False, False)]
+
+
+def test_word_slots_give_every_word_boundary_a_pause_that_may_take_no_frames(generator):
+    speech = generator.speech.model_copy(deep=True)
+    speech.duration.word_slots = True
+    slotted = SpeechGenerator(generator.model, generator.vocab, speech, generator.audio)
+    script = "We have to talk about the door."
+    pause = generator.vocab.index["_"]
+    plain_ids, slot_ids = generator.phoneme_ids(script), slotted.phoneme_ids(script)
+    assert int((slot_ids == pause).sum()) > int((plain_ids == pause).sum())
+    assert slot_ids[slot_ids != pause].equal(plain_ids[plain_ids != pause])
+    wave = slotted.generate(script, _prompt(), 24_000, target_seconds=2.0, conclusion=CONCLUSION)
+    assert len(wave) == len(generator.generate(script, _prompt(), 24_000, target_seconds=2.0))
