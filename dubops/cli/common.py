@@ -52,6 +52,23 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def tracked_run(stage: str, config: Any, data: Path, mlflow: bool):
+    """An MLflow run for a training command on corpus ``data`` (or nothing with --no-mlflow).
+
+    Checks the corpus first, so a wrong --data is a clear error before any run opens.
+    """
+    from dubops.data.layout import CorpusLayout, manifest_hash
+
+    layout = CorpusLayout(data)
+    if not layout.manifest.is_file():
+        raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
+    if not mlflow:
+        return contextlib.nullcontext(None)
+    from dubops.tracking import start_run
+
+    return start_run(config, stage, data_version=manifest_hash(layout.manifest))
+
+
 def err_console():
     """A Rich console on stderr (stdout is reserved for --json)."""
     from rich.console import Console

@@ -16,6 +16,7 @@ from dubops.cli.common import (
     load,
     print_json,
     progress_bar,
+    tracked_run,
     user_errors,
 )
 from dubops.cli.train import DataOption, MinutesOption, MlflowOption
@@ -36,20 +37,12 @@ def train_extractors(
     """Train the scene, face, text and audio emotion extractors (Authentic-Dubber's MRFL)."""
     config = load(preset, config_file, overrides)
     with user_errors():
-        import contextlib
-
-        from dubops.data.layout import CorpusLayout, manifest_hash
         from dubops.emotion.extractor_training import train_extractors as train
 
-        layout = CorpusLayout(data)
-        if not layout.manifest.is_file():
-            raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
-        context = contextlib.nullcontext(None)
-        if mlflow:
-            from dubops.tracking import start_run
-
-            context = start_run(config, "extractors", data_version=manifest_hash(layout.manifest))
-        with context as tracker, progress_bar("extractors", quiet=as_json) as update:
+        with (
+            tracked_run("extractors", config, data, mlflow) as tracker,
+            progress_bar("extractors", quiet=as_json) as update,
+        ):
             result = train(config, data, out, tracker, max_minutes, update)
     if as_json:
         print_json(result.__dict__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,24 +16,12 @@ from dubops.cli.common import (
     err_console,
     load,
     print_json,
+    tracked_run,
     user_errors,
 )
 from dubops.cli.train import DataOption, MinutesOption, MlflowOption, ResumeOption
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
-
-
-def _tracked(stage: str, config: Any, data: Path, mlflow: bool):
-    from dubops.data.layout import CorpusLayout, manifest_hash
-
-    layout = CorpusLayout(data)
-    if not layout.manifest.is_file():
-        raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
-    if not mlflow:
-        return contextlib.nullcontext(None)
-    from dubops.tracking import start_run
-
-    return start_run(config, stage, data_version=manifest_hash(layout.manifest))
 
 
 def _report(result: Any, as_json: bool) -> None:
@@ -75,7 +62,7 @@ def reasoner_sft(
     with user_errors():
         from dubops.reasoning.sft import train_sft
 
-        with _tracked("reasoner_sft", config, data, mlflow) as tracker:
+        with tracked_run("reasoner_sft", config, data, mlflow) as tracker:
             result = train_sft(config, data, out, resume, max_minutes, tracker)
     _report(result, as_json)
 
@@ -100,7 +87,7 @@ def reasoner_mpo(
     with user_errors():
         from dubops.reasoning.mpo import train_mpo
 
-        with _tracked("reasoner_mpo", config, data, mlflow) as tracker:
+        with tracked_run("reasoner_mpo", config, data, mlflow) as tracker:
             result = train_mpo(config, data, sft, out, resume, max_minutes, tracker)
     _report(result, as_json)
 

@@ -15,6 +15,7 @@ from dubops.cli.common import (
     err_console,
     load,
     print_json,
+    tracked_run,
     user_errors,
 )
 
@@ -36,19 +37,7 @@ MlflowOption = Annotated[
 
 
 def _run(stage: str, config, data: Path, as_json: bool, mlflow: bool, fn) -> None:
-    import contextlib
-
-    from dubops.data.layout import CorpusLayout, manifest_hash
-
-    layout = CorpusLayout(data)
-    if not layout.manifest.is_file():
-        raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
-    context = contextlib.nullcontext(None)
-    if mlflow:
-        from dubops.tracking import start_run
-
-        context = start_run(config, stage, data_version=manifest_hash(layout.manifest))
-    with context as tracker:
+    with tracked_run(stage, config, data, mlflow) as tracker:
         result = fn(tracker)
     if as_json:
         print_json(result.__dict__)
@@ -145,23 +134,11 @@ def duration(
     """
     config = load(preset, config_file, overrides)
     with user_errors():
-        import contextlib
         from dataclasses import asdict
 
-        from dubops.data.layout import CorpusLayout, manifest_hash
         from dubops.speech.stages import refine_run_durations
 
-        layout = CorpusLayout(data)
-        if not layout.manifest.is_file():
-            raise ValueError(f"--data {data}: no manifest.parquet; run `dubops data synth` first")
-        context = contextlib.nullcontext(None)
-        if mlflow:
-            from dubops.tracking import start_run
-
-            context = start_run(
-                config, "duration_refine", data_version=manifest_hash(layout.manifest)
-            )
-        with context as tracker:
+        with tracked_run("duration_refine", config, data, mlflow) as tracker:
             result = refine_run_durations(config, data, model, tracker)
         if as_json:
             print_json(asdict(result))
