@@ -28,6 +28,7 @@ import torch
 
 from dubops.data.datasets import pad_stack
 from dubops.speech.duration import duration_loss, predict_frames
+from dubops.speech.text import PAUSE
 
 if TYPE_CHECKING:
     from dubops.speech.data import ClipDataset
@@ -45,7 +46,6 @@ class _Clip:
     durations: torch.Tensor  # (p,) frames
     video: torch.Tensor  # (f, dv) frame-encoder features
     tokens: torch.Tensor  # (4, dv) conclusion tokens (kept)
-    null_tokens: torch.Tensor  # (4, dv) the dropped-conclusion tokens
 
 
 @dataclass
@@ -72,7 +72,7 @@ def _encode(model: DubbingModel, dataset: ClipDataset) -> list[_Clip]:
     """Frozen frame-encoder and conclusion outputs, once per clip."""
     clips = []
     device = next(model.duration.parameters()).device
-    keep, drop = torch.tensor([True], device=device), torch.tensor([False], device=device)
+    keep = torch.tensor([True], device=device)
     with torch.no_grad():
         for i in range(len(dataset)):
             item = dataset[i]
@@ -85,7 +85,6 @@ def _encode(model: DubbingModel, dataset: ClipDataset) -> list[_Clip]:
                     item["durations"].to(device),
                     model.visual(item["frames"][None].to(device))[0],
                     model.conclusion(labels, keep)[0],
-                    model.conclusion(labels, drop)[0],
                 )
             )
     return clips
@@ -101,8 +100,9 @@ def _log_durations(
     phonemes, mask = pad_stack([c.phonemes for c in clips])
     durations, _ = pad_stack([c.durations for c in clips])
     video, frame_mask = pad_stack([c.video for c in clips])
+    null = model.conclusion.null  # a dropped conclusion reads the learned nulls
     tokens = torch.stack(
-        [c.tokens if k else c.null_tokens for c, k in zip(clips, keep_conclusion, strict=True)]
+        [c.tokens if k else null for c, k in zip(clips, keep_conclusion, strict=True)]
     )
     frame_lengths = frame_mask.sum(1)
     log_dur = model.predict_log_durations(
@@ -145,7 +145,7 @@ def refine_durations(
     from tqdm.auto import tqdm
 
     start = time.monotonic()
-    pause_id = train.vocab.index.get("_", -1)
+    pause_id = train.vocab.index.get(PAUSE, -1)
     train_clips, val_clips = _encode(model, train), _encode(model, val)
     predictor = model.duration
     before = best = validation_onset_error(model, val_clips, pause_id, mel_per_frame)

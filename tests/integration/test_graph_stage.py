@@ -17,19 +17,9 @@ from typer.testing import CliRunner
 
 from dubops.cli.main import app
 from dubops.config import load_config
+from tests.fixtures.dubbing_stages import SPEECH as SMALL
 
 pytestmark = pytest.mark.slow
-
-SMALL = [
-    "speech.dit={dim: 64, depth: 2, heads: 2, dim_head: 32, text_dim: 32, conv_layers: 1,"
-    " text_num_embeds: 128, mask_padding_keys: true}",
-    "speech.controlnet.blocks=1",
-    "speech.controlnet.visual_dim=32",
-    "speech.duration={dim: 32, layers: 1}",
-    "speech.sampler.nfe=2",
-    "audio.griffin_lim_iters=2",
-    "graph.layers=1",
-]
 
 
 def _steps(prefix: str, steps: int) -> list[str]:

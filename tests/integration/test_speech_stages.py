@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from dubops.cli.main import app
@@ -97,9 +99,15 @@ def test_pretrain_resume_controlnet_and_dub(tmp_path):
 
     # More refinement of the finished folder, in place; 0 steps is a clear error.
     refine = ["train", "duration", "--model", str(cn), "--data", str(data), "--no-mlflow"]
+    before = load_file(str(cn / "dubbing.safetensors"))
     res = runner.invoke(app, [*refine, "--json", *SMALL, "-s", "speech.duration_refine.steps=3"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["steps"] == 3
+    # The export carries the refined predictor: new weights exactly when an update won.
+    after = load_file(str(cn / "dubbing.safetensors"))
+    changed = any(not torch.equal(before[k], after[k]) for k in before if k.startswith("duration."))
+    assert changed == (json.loads(res.stdout)["best_step"] > 0)
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("duration."))
     assert json.loads((cn / "stage.json").read_text())["duration_refine"]["steps"] == 3
     res = runner.invoke(app, [*refine, *SMALL, "-s", "speech.duration_refine.steps=0"])
     assert res.exit_code == 2 and "duration_refine.steps" in res.output, res.output
