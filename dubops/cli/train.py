@@ -185,7 +185,11 @@ def dub_command(
 
         torch.set_num_threads(threads)
         generator = SpeechGenerator.from_dir(
-            model, config.audio, library=library, backend=config.library.backend
+            model,
+            config.audio,
+            library=library,
+            backend=config.library.backend,
+            lip_align=config.speech.lip_align,
         )
         with progress_bar(f"dubbing ({ablation})") as update:
             paths = dub_corpus(
@@ -242,7 +246,9 @@ def speak_command(
 
             frames, fps = read_video(video)
         wave_in, rate = read_wav(prompt)
-        generator = SpeechGenerator.from_dir(model, config.audio)
+        generator = SpeechGenerator.from_dir(
+            model, config.audio, lip_align=config.speech.lip_align
+        )
         wave = generator.generate(
             script,
             wave_in,

@@ -29,7 +29,8 @@ from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
 from dubops.speech.duration import predict_frames
 from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
-from dubops.speech.settings import GuidanceScales, SpeechConfig
+from dubops.speech.lip_align import align_to_mouth, mouth_tracks
+from dubops.speech.settings import GuidanceScales, LipAlignConfig, SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,39 @@ def _frames_tensor(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor
     return x.round().clamp(0, 255).to(torch.uint8)[None]
 
 
+def clip_durations(
+    model: Any,
+    item: dict,
+    ids: torch.Tensor,
+    video: torch.Tensor,
+    tokens: torch.Tensor,
+    target_frames: int,
+    speech: SpeechConfig,
+    ablation: Ablation = Ablation(),
+) -> torch.Tensor:
+    """Integer frames per phoneme ``(p,)`` summing to ``target_frames``.
+
+    The predictor's (or, for the no-duration ablation, an even spread), fitted
+    to the slot; with ``item["mouth"]`` tracks and the video kept, the words
+    then move onto the talker's mouth (``speech.lip_align``).
+    """
+    device = ids.device
+    pause = (ids == item["pause_id"]) if "pause_id" in item else None
+    if ablation.duration_predictor:
+        keep_v = torch.tensor([ablation.visual], device=device)
+        f = torch.tensor([video.shape[1]], device=device)
+        mask = torch.ones_like(ids[None], dtype=torch.bool)
+        log_dur = model.predict_log_durations(ids[None], mask, video, f, tokens, keep_v)[0]
+    else:
+        log_dur = torch.zeros(len(ids), device=device)
+    durations = predict_frames(log_dur, pause=pause, total_frames=target_frames)
+    mouth = item.get("mouth")
+    if mouth is None or pause is None or not (ablation.visual and ablation.duration_predictor):
+        return durations
+    aligned = align_to_mouth(durations.cpu().numpy(), pause.cpu().numpy(), mouth, speech.lip_align)
+    return torch.from_numpy(aligned.frames).to(device)
+
+
 def dub_clip_mel(
     model: Any,
     item: dict,
@@ -100,7 +134,9 @@ def dub_clip_mel(
 
     ``item`` carries ``frames (f, 3, s, s)``, ``labels`` and ``phonemes`` (corpus ids);
     durations come from the predictor fitted to ``target_frames`` (or are spread
-    evenly over the slot for the no-duration ablation). ``footage`` (one clip's
+    evenly over the slot for the no-duration ablation), then, when ``item`` has
+    ``mouth`` tracks ``(k, f)``, their words move onto the talker's mouth
+    (:mod:`dubops.speech.lip_align`, ``speech.lip_align``). ``footage`` (one clip's
     graph inputs, leading size 1) feeds a graph-stage model's emotion module.
     """
     device = next(model.parameters()).device
@@ -113,14 +149,7 @@ def dub_clip_mel(
     with torch.no_grad():
         video = model.visual(frames)
         tokens = model.conclusion(labels, keep_c)
-        pause = (ids == item.get("pause_id", -1)) if "pause_id" in item else None
-        if ablation.duration_predictor:
-            log_dur = model.predict_log_durations(
-                ids[None], torch.ones_like(ids[None], dtype=torch.bool), video, f, tokens, keep_v
-            )[0]
-        else:
-            log_dur = torch.zeros(len(ids), device=device)
-        durations = predict_frames(log_dur, pause=pause, total_frames=target_frames)
+        durations = clip_durations(model, item, ids, video, tokens, target_frames, speech, ablation)
         # An ablated condition is dropped in every branch, so its guidance term is
         # zero whatever its scale; unit scales then stay one conditional pass.
         guidance, keeps = multi_condition(speech.controlnet.guidance)
@@ -227,6 +256,7 @@ class SpeechGenerator:
         audio: AudioConfig | None = None,
         library: str | Path | None = None,
         backend: str = "numpy",
+        lip_align: LipAlignConfig | None = None,
     ) -> SpeechGenerator:
         """A finished ``controlnet`` or ``graph`` run folder (it points at its DiT folder).
 
@@ -234,11 +264,16 @@ class SpeechGenerator:
             library: the footage library folder; required for a graph folder
                 (its retrieval feeds the emotion graph), ignored otherwise.
             backend: the library's search backend (numpy, milvus, feast).
+            lip_align: inference-time lip alignment in place of the folder's own
+                (``speech.lip_align`` of the caller's config; folders trained before
+                it existed read "none").
         """
         from dubops.emotion.conditioner import is_graph_dir
 
         root = Path(run_dir)
         model, vocab, speech = load_dubbing_model(root)
+        if lip_align is not None:
+            speech = speech.model_copy(update={"lip_align": lip_align})
         if not is_graph_dir(root):
             if library is not None:
                 logger.warning("%s has no emotion graph: the footage library is not used", root)
@@ -383,6 +418,13 @@ class SpeechGenerator:
         if guidance is not None:
             speech.controlnet.guidance = guidance
         item = {"phonemes": ids, "frames": frames, "labels": labels, "pause_id": pause_id}
+        tracker = self.speech.lip_align.tracker
+        narration = conclusion is not None and labels["scene_type"].item() == _FIELDS[
+            "scene_type"
+        ].index("narration")
+        if video_frames is not None and tracker != "none" and not narration:
+            # Narration has no talker on screen: nothing to align to.
+            item["mouth"] = mouth_tracks(np.asarray(video_frames), tracker)
         mel = dub_clip_mel(
             self.model,
             item,

@@ -123,3 +123,47 @@ def test_word_slots_give_every_word_boundary_a_pause_that_may_take_no_frames(gen
     assert slot_ids[slot_ids != pause].equal(plain_ids[plain_ids != pause])
     wave = slotted.generate(script, _prompt(), 24_000, target_seconds=2.0, conclusion=CONCLUSION)
     assert len(wave) == len(generator.generate(script, _prompt(), 24_000, target_seconds=2.0))
+
+
+def test_mouth_tracks_move_the_words_onto_the_open_mouth(generator):
+    from dubops.speech.generator import clip_durations
+    from dubops.speech.lip_align import mouth_activity
+
+    speech = generator.speech.model_copy(deep=True)
+    speech.duration.word_slots = True
+    slotted = SpeechGenerator(generator.model, generator.vocab, speech, generator.audio)
+    ids = slotted.phoneme_ids("We have to talk about the door.")
+    pause_id = generator.vocab.index["_"]
+    frames = torch.zeros(1, 50, 3, 48, 48, dtype=torch.uint8)
+    labels = {k: torch.tensor([0]) for k in ("scene_type", "gender", "age", "emotion")}
+    with torch.no_grad():
+        video = generator.model.visual(frames)
+        tokens = generator.model.conclusion(labels, torch.tensor([True]))
+    mouth = np.r_[np.ones(20), np.full(10, 0.1), np.ones(20)][None]  # closes mid-line
+    item = {"phonemes": ids, "pause_id": pause_id}
+    plain = clip_durations(generator.model, item, ids, video, tokens, 188, speech)
+    moved = clip_durations(
+        generator.model, {**item, "mouth": mouth}, ids, video, tokens, 188, speech
+    )
+    assert int(plain.sum()) == int(moved.sum()) == 188
+    spoken = (ids != pause_id).numpy()
+    activity = mouth_activity(mouth[0], 188)
+
+    def under_words(durations: torch.Tensor) -> float:
+        return float(activity[np.repeat(spoken, durations.numpy())].sum())
+
+    assert under_words(moved) > under_words(plain)
+    # The video ablation leaves the prediction alone.
+    kept = clip_durations(
+        generator.model,
+        {**item, "mouth": mouth},
+        ids,
+        video,
+        tokens,
+        188,
+        speech,
+        Ablation(visual=False),
+    )
+    assert kept.equal(
+        clip_durations(generator.model, item, ids, video, tokens, 188, speech, Ablation(False))
+    )
