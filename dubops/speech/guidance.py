@@ -31,20 +31,24 @@ BRANCHES: tuple[tuple[bool, bool, bool, bool], ...] = (
 def multi_condition(scales: GuidanceScales) -> tuple[Guidance, list[tuple[bool, bool]]]:
     """The :class:`Guidance` over :data:`BRANCHES` and each branch's (keep video, keep concl.).
 
-    With every scale at 1 the composition is the conditional velocity itself, so
-    only that branch is evaluated.
+    The differences telescope: a unit scale at the bottom of the chain cancels
+    the branch below it (``s_V = 1`` leaves ``v(V,∅,∅) + s_C [...] + s_S [...]``),
+    so only the branches the scales need are evaluated: all scales 1 is the
+    conditional velocity alone; video and conclusion at 1 with the script
+    guided is two branches, not four.
     """
-    if scales.visual == scales.conclusion == scales.script == 1.0:
-        return Guidance([(False, False)], lambda v: v[0]), [(True, True)]
+    # Scale of the difference between branch i and branch i + 1.
+    steps = (scales.script, scales.conclusion, scales.visual)
+    kept = len(BRANCHES)
+    while kept > 1 and steps[kept - 2] == 1.0:
+        kept -= 1
 
     def combine(v: list[torch.Tensor]) -> torch.Tensor:
-        full, no_script, video_only, none = v
-        return (
-            none
-            + scales.visual * (video_only - none)
-            + scales.conclusion * (no_script - video_only)
-            + scales.script * (full - no_script)
-        )
+        out = v[kept - 1]
+        for i in range(kept - 1):
+            out = out + steps[i] * (v[i] - v[i + 1])
+        return out
 
-    guidance = Guidance([(a, t) for _, _, a, t in BRANCHES], combine)
-    return guidance, [(v, c) for v, c, _, _ in BRANCHES]
+    branches = BRANCHES[:kept]
+    guidance = Guidance([(a, t) for _, _, a, t in branches], combine)
+    return guidance, [(v, c) for v, c, _, _ in branches]

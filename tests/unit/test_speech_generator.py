@@ -112,6 +112,21 @@ def test_guidance_composition_reduces_to_conditional_at_unit_scales():
     assert keeps == [(True, True), (True, True), (True, False), (False, False)]
 
 
+@pytest.mark.parametrize(
+    ("scales", "branches"),
+    [((1.0, 1.0, 2.0), 2), ((1.0, 1.5, 2.0), 3), ((2.0, 1.0, 1.0), 4), ((1.0, 2.0, 1.0), 3)],
+)
+def test_unit_scales_at_the_bottom_drop_their_branches(scales, branches):
+    visual, conclusion, script = scales
+    reduced, keeps = multi_condition(
+        GuidanceScales(visual=visual, conclusion=conclusion, script=script)
+    )
+    assert len(reduced.variants) == len(keeps) == branches
+    v = [torch.randn(3, 5, dtype=torch.float64) for _ in range(4)]  # full, V+C, V, none
+    full = v[3] + visual * (v[2] - v[3]) + conclusion * (v[1] - v[2]) + script * (v[0] - v[1])
+    assert torch.allclose(reduced.combine(v[:branches]), full)
+
+
 def test_word_slots_give_every_word_boundary_a_pause_that_may_take_no_frames(generator):
     speech = generator.speech.model_copy(deep=True)
     speech.duration.word_slots = True
