@@ -204,6 +204,7 @@ def test_micro_has_the_tiny_shapes():
         "speech.dit",
         "speech.controlnet",
         "speech.duration",
+        "speech.lip_align",
         "reasoning.model",
         "reasoning.vision",
         "reasoning.language",
