@@ -374,6 +374,8 @@ class SpeechGenerator:
 
         Args:
             video_frames: ``(f, h, w, 3)`` uint8 at ``fps``; the slot is ``f / fps`` s.
+                At full resolution it also times the words to the talker's mouth
+                (``speech.lip_align``; skipped for a narration conclusion).
             target_seconds: the slot when there is no video (the video branch is
                 then dropped, as in training's guidance dropout).
             conclusion: the reasoner's Conclusion (or a dict of its four fields);
