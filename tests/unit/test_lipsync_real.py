@@ -139,6 +139,23 @@ def test_face_mesh_track_finds_the_audio_delay(photo):
     assert av_sync(track.opening, late, max_lag=8).offset_frames == 3
 
 
+def test_face_mesh_track_times_the_words(photo):
+    """Lip alignment on a filmed face: the mouth talks, closes for 8 frames, talks
+    again; a prediction that runs both words together gets its pause moved there."""
+    from dubops.speech.lip_align import align_to_mouth, mouth_tracks
+    from dubops.speech.settings import LipAlignConfig
+
+    heights = [16, 8, 20, 12, 18, 10, 20, 14] + [0] * 8 + [18, 10, 20, 12, 16, 8, 20, 14]
+    openings = mouth_tracks(np.stack([_open_mouth(photo, h) for h in heights]), "face-mesh")
+    assert openings.shape == (1, len(heights))
+    pause = np.array([0, 0, 0, 1, 0, 0, 0, 1], dtype=bool)
+    predicted = np.array([10, 10, 10, 0, 10, 10, 10, 30])  # 90 mel frames = 24 video frames
+    aligned = align_to_mouth(predicted, pause, openings, LipAlignConfig())
+    assert aligned.frames.sum() == 90 and aligned.gain > 0
+    assert 20 <= aligned.frames[3] <= 40  # the closed third of the clip (30 frames)
+    assert mouth_tracks(np.full((3, 96, 96, 3), 128, np.uint8), "face-mesh") is None
+
+
 def test_unknown_tracker_and_narration():
     frames = np.zeros((2, 32, 32, 3), dtype=np.uint8)
     with pytest.raises(ValueError, match="unknown mouth tracker"):
