@@ -246,9 +246,7 @@ def speak_command(
 
             frames, fps = read_video(video)
         wave_in, rate = read_wav(prompt)
-        generator = SpeechGenerator.from_dir(
-            model, config.audio, lip_align=config.speech.lip_align
-        )
+        generator = SpeechGenerator.from_dir(model, config.audio, lip_align=config.speech.lip_align)
         wave = generator.generate(
             script,
             wave_in,

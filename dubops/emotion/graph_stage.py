@@ -128,9 +128,7 @@ def train_graph(
             "ablation": graph.ablation,
         },
     )
-    slots = speech.duration.word_slots
-    train = ClipDataset(data_dir, config.audio, ["train"], vocab, cn.frame_size, word_slots=slots)
-    val = ClipDataset(data_dir, config.audio, ["val"], vocab, cn.frame_size, word_slots=slots)
+    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
     ids = [*train.manifest["clip_id"], *val.manifest["clip_id"]]
     footage = cached_footage(library, ids, k, out / "footage_cache", exclude_self=True)
     library.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from dubops.data.datasets import (
 )
 from dubops.data.layout import CorpusLayout
 from dubops.speech.text import PAUSE
+
+if TYPE_CHECKING:
+    from dubops.speech.settings import SpeechConfig
 
 MODEL_NOTEXT = NOTEXT_ID - 1  # the no-text token as the model sees it
 
@@ -154,6 +157,22 @@ class ClipDataset(UtteranceDataset):
         self._frames: dict[int, torch.Tensor] = {}
         if word_slots:
             self._add_pause_slots()
+
+    @classmethod
+    def train_val(
+        cls, root: str | Path, audio: AudioConfig, vocab: PhonemeVocab, speech: SpeechConfig
+    ) -> tuple[ClipDataset, ClipDataset]:
+        """The train and val splits as a stage-2.2 model of ``speech`` reads them.
+
+        Frame size and pause slots come from the model's settings, so every stage
+        that trains or refines it (ControlNet, duration refinement, graph) sees
+        the same sequences.
+        """
+        size, slots = speech.controlnet.frame_size, speech.duration.word_slots
+        return (
+            cls(root, audio, ["train"], vocab, size, word_slots=slots),
+            cls(root, audio, ["val"], vocab, size, word_slots=slots),
+        )
 
     def _add_pause_slots(self) -> None:
         """Phonemes and durations with a 0-frame pause at each boundary that had none.

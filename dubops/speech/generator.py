@@ -32,11 +32,11 @@ from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, s
 from dubops.speech.lip_align import align_to_mouth, mouth_tracks
 from dubops.speech.settings import GuidanceScales, LipAlignConfig, SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
+from dubops.speech.text import PAUSE
 
 logger = logging.getLogger(__name__)
 
 _FIELDS = {"scene_type": SCENE_TYPES, "gender": GENDERS, "age": AGES, "emotion": EMOTIONS}
-PAUSE = "_"
 
 
 @dataclass(frozen=True)
@@ -421,11 +421,10 @@ class SpeechGenerator:
             speech.controlnet.guidance = guidance
         item = {"phonemes": ids, "frames": frames, "labels": labels, "pause_id": pause_id}
         tracker = self.speech.lip_align.tracker
-        narration = conclusion is not None and labels["scene_type"].item() == _FIELDS[
-            "scene_type"
-        ].index("narration")
-        if video_frames is not None and tracker != "none" and not narration:
-            # Narration has no talker on screen: nothing to align to.
+        narration = SCENE_TYPES[int(labels["scene_type"])] == "narration"
+        # Tracks only where clip_durations uses them: a talker on screen (not a
+        # narration), the video kept (so frames were given) and durations predicted.
+        if tracker != "none" and not narration and ablation.visual and ablation.duration_predictor:
             item["mouth"] = mouth_tracks(np.asarray(video_frames), tracker)
         mel = dub_clip_mel(
             self.model,

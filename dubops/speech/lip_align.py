@@ -180,6 +180,8 @@ def align_words(
     # Trailing silence only where a pause phoneme ends the line.
     end = int(np.argmax(best)) if gap_after_last else total
     if not np.isfinite(best[end]):
+        # No placement at all: only when spoken phonemes came in with 0 frames
+        # (a word shorter than its phoneme count at every ratio).
         return frames.copy(), 0.0
     ends, lengths = [], []
     for k in range(len(words) - 1, -1, -1):

@@ -247,10 +247,7 @@ def tune_controlnet(
     )
     start_run_folder(out, vocab, speech)
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
-    size = speech.controlnet.frame_size
-    slots = speech.duration.word_slots
-    train = ClipDataset(data_dir, config.audio, ["train"], vocab, size, word_slots=slots)
-    val = ClipDataset(data_dir, config.audio, ["val"], vocab, size, word_slots=slots)
+    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
     model = DubbingModel(flow, speech, len(vocab))
     mode = speech.text_mode
 
@@ -314,9 +311,7 @@ def refine_run_durations(
             "speech.duration_refine.steps is 0: set it, "
             "e.g. --set speech.duration_refine.steps=3000"
         )
-    size, slots = speech.controlnet.frame_size, speech.duration.word_slots
-    train = ClipDataset(data_dir, config.audio, ["train"], vocab, size, word_slots=slots)
-    val = ClipDataset(data_dir, config.audio, ["val"], vocab, size, word_slots=slots)
+    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
     refined = _refine(model, train, val, config, refine, out, tracker)
     export_weights(_dubbing_state(model), out / DUBBING_FILE)
     return refined
