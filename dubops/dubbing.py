@@ -143,17 +143,24 @@ class DubbingPipeline:
             audio: the mel front end (default: F5-TTS's, what every preset uses).
 
         Raises:
-            BundleError: the bundle is incomplete.
+            BundleError: the bundle is incomplete, or a file changed since it was
+                assembled (its hash in ``bundle.json`` no longer matches).
             LibraryError: the library is missing or has another version than the
                 bundle records (the message names ``dubops library build``).
         """
         from dubops.config import AudioConfig
         from dubops.emotion.footage_vectors import extractor_class
         from dubops.reasoning.inference import Reasoner
-        from dubops.registry.bundle import read_bundle
+        from dubops.registry.bundle import BundleError, read_bundle, verify_bundle
         from dubops.speech.generator import SpeechGenerator, load_dubbing_model
 
         info = read_bundle(bundle_dir)
+        changed = verify_bundle(info.root)
+        if changed:
+            raise BundleError(
+                f"bundle {info.root}: {changed} changed since it was assembled (hashes in "
+                "bundle.json); assemble it again, or load the registered version afresh"
+            )
         audio = audio or AudioConfig()
         reasoner = Reasoner.from_dir(info.part("reasoner"))
         model, vocab, speech = load_dubbing_model(info.part("speech"))

@@ -112,6 +112,11 @@ def test_bundle_holds_safetensors_and_settings_only(stages, bundles):
     shutil.copytree(graph, tampered)
     (tampered / "speech/graph.json").write_text("{}")
     assert verify_bundle(tampered) == ["speech/graph.json"]
+    from dubops.dubbing import DubbingPipeline
+    from dubops.registry.bundle import BundleError
+
+    with pytest.raises(BundleError, match=r"speech/graph.json.*assemble it again"):
+        DubbingPipeline.from_bundle(tampered)
     assert not list(graph.parent.glob(".*tmp*")), "temp folders left behind"
 
 
