@@ -2,7 +2,7 @@
 
 For each model size and NFE, samples once with the reference ``CFM.sample``
 (torchdiffeq, its text cache), once with ours (prepared inputs, batched
-guidance) and once with ours through ``torch.compile`` (``sampler.compile``),
+guidance) and once with ours compiled with its weights frozen (``sampler.compile``),
 after a warm-up of each (the compiled warm-up is the compile, reported apart),
 and reports the max output difference and the speed ratio. ``tiny`` is the tiny
 preset's size; ``base`` is F5TTS_v1_Base (on CPU with few steps and a short

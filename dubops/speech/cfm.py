@@ -13,6 +13,7 @@ prepared once and the guidance branches share one batched pass per step.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ import torch.nn.functional as nnf
 from torch import nn
 
 from dubops.speech.dit import Control, DiT
+from dubops.speech.frozen_compile import frozen_compile, modules_in, weights_unchanged
 from dubops.speech.settings import FlowMatchingConfig, SamplerConfig
+
+logger = logging.getLogger(__name__)
 
 # F5's pruned grids (in 1/32 units) for low step counts.
 _EPSS_GRIDS = {
@@ -125,18 +129,32 @@ class FlowMatching(nn.Module):
         # their phoneme, so a user's prompt needs no alignment (DESIGN.md).
         self.notext_id = notext_id
         self._compiled_step: Callable[..., torch.Tensor] | None = None
+        self._stale_warned = False
 
-    def step_function(self, compiled: bool = False) -> Callable[..., torch.Tensor]:
-        """The backbone's per-step pass, eager or through ``torch.compile`` (built once).
+    def step_function(
+        self, compiled: bool = False, control: Control | None = None
+    ) -> Callable[..., torch.Tensor]:
+        """The backbone's per-step pass, eager or compiled with frozen weights (built once).
 
-        Compiled with dynamic shapes, so clips of other lengths reuse the code;
-        inductor fuses the norms, modulations and activations between the matrix
-        products, which is all there is to gain on a CPU (benchmarks/dit_sampling.py).
+        Compiled with dynamic shapes, so clips of other lengths reuse the code, and
+        with the weights (the backbone's and a ``control`` ControlNet's) frozen into
+        it (:mod:`dubops.speech.frozen_compile`). Once any of those weights has
+        changed in place since it was frozen, this returns the eager pass, so a
+        compiled sampler is never stale; it pays only where weights stay fixed
+        (serving, evaluation), not for training samples.
         """
         if not compiled:
             return self.backbone.step
+        if not weights_unchanged([self.backbone, *modules_in(control)]):
+            if not self._stale_warned:
+                logger.warning(
+                    "sampler.compile: weights changed after they were frozen into the "
+                    "compiled pass; sampling eagerly from now on"
+                )
+                self._stale_warned = True
+            return self.backbone.step
         if self._compiled_step is None:
-            self._compiled_step = torch.compile(self.backbone.step, dynamic=True)
+            self._compiled_step = frozen_compile(self.backbone.step)
         return self._compiled_step
 
     @property
@@ -238,7 +256,7 @@ class FlowMatching(nn.Module):
         grid = time_grid(sampler.nfe, sampler.sway_coef, sampler.use_epss, dtype).to(device)
         embed = self.backbone.time_embed
         reps = prepared.repeats
-        step = self.step_function(sampler.compile)
+        step = self.step_function(sampler.compile, control)
 
         def velocity(call: int, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             t_emb = embed(t.reshape(1).expand(b * reps))

@@ -134,3 +134,39 @@ def test_compiled_sampler_equals_eager_with_and_without_control():
             a = flow.sample(cond, text, total, sampler=eager, seed=0, control=ctrl)
             b = flow.sample(cond, text, total, sampler=compiled, seed=0, control=ctrl)
             torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
+
+
+def test_compiled_sampler_is_never_stale_after_weights_change():
+    """Frozen weights are constants in the compiled code: after an in-place update
+    (DiT or ControlNet), through the same or a new wrapper, samples still equal eager."""
+    from dubops.speech.frozen_compile import modules_in, weight_versions
+
+    dit = _trained_looking_dit(3)
+    net = ControlNet(dit, blocks=1)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    eager, compiled = SamplerConfig(nfe=3), SamplerConfig(nfe=3, compile=True)
+    cond, text = torch.randn(1, 8, 100), torch.randint(0, 20, (1, 20))
+    features = torch.randn(2, 24, 64)
+    assert modules_in(net.control(features)) == [net]
+    assert modules_in(dit.step) == [dit] and modules_in(None) == []
+
+    def same(flow: FlowMatching, control) -> None:
+        a = flow.sample(cond, text, 24, sampler=eager, seed=0, control=control)
+        b = flow.sample(cond, text, 24, sampler=compiled, seed=0, control=control)
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
+
+    flow = FlowMatching(dit)
+    same(flow, net.control(features))  # compiles: both models frozen
+    before = weight_versions(net)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05)
+    assert weight_versions(net) != before
+    same(flow, net.control(features))
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(0.01)
+    same(flow, None)
+    same(FlowMatching(dit), None)  # a new wrapper would reuse the old frozen code
