@@ -151,11 +151,11 @@ class DubbingPipeline:
         from dubops.config import AudioConfig
         from dubops.emotion.footage_vectors import extractor_class
         from dubops.reasoning.inference import Reasoner
-        from dubops.registry.bundle import BundleError, read_bundle, verify_bundle
+        from dubops.registry.bundle import BundleError, changed_files, read_bundle
         from dubops.speech.generator import SpeechGenerator, load_dubbing_model
 
         info = read_bundle(bundle_dir)
-        changed = verify_bundle(info.root)
+        changed = changed_files(info)
         if changed:
             raise BundleError(
                 f"bundle {info.root}: {changed} changed since it was assembled (hashes in "

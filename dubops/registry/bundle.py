@@ -209,7 +209,11 @@ def read_bundle(bundle_dir: str | Path) -> BundleInfo:
 
 def verify_bundle(bundle_dir: str | Path) -> list[str]:
     """Files whose bytes no longer match ``bundle.json``'s hashes (empty: intact)."""
-    info = read_bundle(bundle_dir)
+    return changed_files(read_bundle(bundle_dir))
+
+
+def changed_files(info: BundleInfo) -> list[str]:
+    """:func:`verify_bundle` for a bundle already read (``bundle.json`` is not read again)."""
     now = _file_hashes(info.root)
     return sorted(rel for rel, sha in info.raw["files"].items() if now.get(rel) != sha)
 
