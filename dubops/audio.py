@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dubops.errors import MediaError
 from dubops.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
     try:
         wave, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises its own LibsndfileError
-        raise ValueError(f"cannot read audio file {path}: {exc}") from None
+        raise MediaError(f"cannot read audio file {path}: {exc}") from None
     wave = wave.mean(axis=1)
     if sample_rate is not None and sr != sample_rate:
         wave, sr = resample(wave, sr, sample_rate), sample_rate

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dubops.errors import MediaError
 from dubops.fileio import atomic_path
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
             ]
         fps = _stream_fps(stream, path)
     if not images:
-        raise ValueError(f"cannot read video {path}: no decodable frames")
+        raise MediaError(f"cannot read video {path}: no decodable frames")
     return np.stack(images), fps
 
 
@@ -120,7 +121,7 @@ def probe_video(path: str | Path) -> VideoInfo:
         fps = _stream_fps(stream, path)
         has_audio = len(container.streams.audio) > 0
     if count == 0:
-        raise ValueError(f"cannot read video {path}: no decodable frames")
+        raise MediaError(f"cannot read video {path}: no decodable frames")
     return VideoInfo(count, fps, count / fps, width, height, has_audio)
 
 
@@ -192,11 +193,11 @@ def _open_for_reading(path: str | Path) -> Iterator[av.container.InputContainer]
     import av
 
     if not Path(path).is_file():
-        raise ValueError(f"cannot read video {path}: no such file")
+        raise MediaError(f"cannot read video {path}: no such file")
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read video {path}: {exc}") from None
+        raise MediaError(f"cannot read video {path}: {exc}") from None
     try:
         yield container
     finally:
@@ -211,17 +212,17 @@ def _reading(path: str | Path) -> Iterator[None]:
     try:
         yield
     except (av.FFmpegError, OSError) as exc:
-        raise ValueError(f"cannot read video {path}: {exc}") from None
+        raise MediaError(f"cannot read video {path}: {exc}") from None
 
 
 def _video_stream(container: av.container.InputContainer, path: str | Path) -> Any:
     if not container.streams.video:
-        raise ValueError(f"cannot read video {path}: no video stream")
+        raise MediaError(f"cannot read video {path}: no video stream")
     return container.streams.video[0]
 
 
 def _stream_fps(stream: Any, path: str | Path) -> float:
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     if not rate:
-        raise ValueError(f"cannot read video {path}: unknown frame rate")
+        raise MediaError(f"cannot read video {path}: unknown frame rate")
     return float(rate)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dubops.errors import DubOpsError
+
 LIBRARY_FORMAT = 1
 MODALITIES: tuple[str, ...] = ("scene", "face", "text", "audio")
 QUERY_MODALITIES: tuple[str, ...] = ("scene", "face", "text")
@@ -27,7 +29,7 @@ FEAST_PROJECT = "dubops_footage"
 BUILD_HINT = "run `dubops library build --data DIR --extractors DIR --out {path}`"
 
 
-class LibraryError(ValueError):
+class LibraryError(DubOpsError, ValueError):
     """The library is missing, incomplete or stale; the message names the fix."""
 
 

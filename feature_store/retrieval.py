@@ -31,6 +31,8 @@ from dubops.feature_store.layout import (
 )
 from dubops.feature_store.results import ModalityHits, RetrievedFootage
 
+from dubops.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 BACKENDS = ("numpy", "milvus", "feast")
@@ -93,7 +95,7 @@ class FootageLibrary:
                 the message names `dubops library build`.
         """
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
         layout = LibraryLayout(Path(library_dir))
         raw = layout.read_info()
         layout.check_files(

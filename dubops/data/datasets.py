@@ -24,6 +24,7 @@ import pandas as pd
 
 from dubops.data.layout import CorpusLayout
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.errors import InputError
 from dubops.fileio import write_json
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def load_manifest(root: str | Path, split: str | Sequence[str] | None = None) ->
     """The corpus manifest, optionally only some splits, with a fresh 0..N-1 index."""
     layout = CorpusLayout(Path(root))
     if not layout.manifest.is_file():
-        raise ValueError(
+        raise InputError(
             f"no manifest at {layout.manifest}; run `dubops data synth --out {layout.root}` first"
         )
     df = pd.read_parquet(layout.manifest)
@@ -66,7 +67,7 @@ def load_manifest(root: str | Path, split: str | Sequence[str] | None = None) ->
         wanted = [split] if isinstance(split, str) else list(split)
         df = df[df["split"].isin(wanted)]
         if df.empty:
-            raise ValueError(f"manifest {layout.manifest} has no clips in split(s) {wanted}")
+            raise InputError(f"manifest {layout.manifest} has no clips in split(s) {wanted}")
     return df.reset_index(drop=True)
 
 

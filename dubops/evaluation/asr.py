@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from dubops.data.report.wer import SphinxRecognizer, word_error_rate
+from dubops.errors import InputError
 
 
 class Recognizer(Protocol):
@@ -41,13 +42,13 @@ class _Sphinx:
 class _Whisper:
     def __init__(self, path: Path) -> None:
         if not path.is_dir():
-            raise ValueError(
+            raise InputError(
                 f"Whisper checkpoint folder {path} does not exist; pass --asr whisper:/dir"
             )
         try:
             from transformers import pipeline
         except ImportError:
-            raise ValueError("--asr whisper needs the transformers package installed") from None
+            raise InputError("--asr whisper needs the transformers package installed") from None
         self._pipe = pipeline("automatic-speech-recognition", model=str(path), device="cpu")
         self.name = f"whisper/{path.name}"
 
@@ -64,7 +65,7 @@ def build_recognizer(spec: str, lm_text: list[str] | None = None) -> Recognizer:
         return _Sphinx(None)
     if spec.startswith("whisper:"):
         return _Whisper(Path(spec.split(":", 1)[1]))
-    raise ValueError(f"unknown recogniser {spec!r}; use sphinx, sphinx-general or whisper:/path")
+    raise InputError(f"unknown recogniser {spec!r}; use sphinx, sphinx-general or whisper:/path")
 
 
 def wer_of(references: list[str], hypotheses: list[str]) -> float:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from dubops.data.layout import CorpusLayout, manifest_hash
 from dubops.data.schema import EMOTIONS
+from dubops.errors import InputError
 from dubops.fileio import write_json
 
 logger = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class EmotionClassifier:
     def load(cls, directory: str | Path) -> EmotionClassifier:
         path = Path(directory) / "model.json"
         if not path.is_file():
-            raise ValueError(f"no emotion classifier at {path}; run `dubops eval` to train one")
+            raise InputError(f"no emotion classifier at {path}; run `dubops eval` to train one")
         data = json.loads(path.read_text())
         if data.get("feature_version") != FEATURE_VERSION:
             raise ValueError(f"{path} was trained with features {data.get('feature_version')}")

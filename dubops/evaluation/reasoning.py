@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from dubops.data.schema import SCENE_TYPES
+from dubops.errors import InputError
 from dubops.reasoning.parser import ReasoningParseError, parse_answer
 
 ATTRIBUTES = ("scene_type", "gender", "age", "emotion")
@@ -28,7 +29,7 @@ def read_reasoning_jsonl(path: str | Path) -> dict[str, str]:
             record = json.loads(line)
             outputs[str(record["clip_id"])] = str(record["text"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{number}: expected a JSON object with clip_id and text ({exc})"
             ) from None
     return outputs
@@ -43,7 +44,7 @@ def score_reasoning(outputs: dict[str, str], references: pd.DataFrame) -> dict:
     """
     rows = references[references["clip_id"].isin(outputs)]
     if rows.empty:
-        raise ValueError("no reasoning output matches a clip of the reference manifest")
+        raise InputError("no reasoning output matches a clip of the reference manifest")
     parsed = []
     for row in rows.itertuples(index=False):
         try:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from dubops.config import DubOpsConfig
 from dubops.data.layout import CorpusLayout, manifest_hash
+from dubops.errors import InputError
 from dubops.evaluation.baselines import BASELINES, write_baseline
 from dubops.evaluation.lipsync import MOUTH_TRACKERS
 from dubops.evaluation.runner import TEST_SPLITS, EvalSettings, evaluate_systems, select_clips
@@ -36,9 +37,9 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         if self.mouth not in MOUTH_TRACKERS:
-            raise ValueError(f"unknown mouth tracker {self.mouth!r}; choose from {MOUTH_TRACKERS}")
+            raise InputError(f"unknown mouth tracker {self.mouth!r}; choose from {MOUTH_TRACKERS}")
         if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {self.workers}")
+            raise InputError(f"workers must be at least 1, got {self.workers}")
 
 
 def _settings(corpus: Path, config: DubOpsConfig, options: EvalOptions) -> EvalSettings:
@@ -82,7 +83,7 @@ def run_evaluation(
     names = list(BASELINES) if "all" in baselines else baselines
     unknown = [b for b in names if b not in BASELINES]
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; choose from {BASELINES} or all")
+        raise InputError(f"unknown baseline(s) {unknown}; choose from {BASELINES} or all")
     clips = select_clips(corpus, options.splits, options.max_clips)
     if not names and not preds:
         return _reasoning_only(corpus, clips, reasoning_jsonl, out_dir)
@@ -123,7 +124,7 @@ def _score_reasoning_file(corpus: Path, clips: pd.DataFrame, path: Path) -> dict
     rows = rows[rows["clip_id"].isin(set(clips["clip_id"]))]
     missing = sorted(set(rows["clip_id"]) - set(outputs))
     if missing:
-        raise ValueError(
+        raise InputError(
             f"--reasoning {path} has no answer for {len(missing)} selected clip(s), "
             f"e.g. {missing[:3]}; run `dubops reason` on the same splits"
         )
@@ -136,7 +137,7 @@ def _score_reasoning_file(corpus: Path, clips: pd.DataFrame, path: Path) -> dict
 def _reasoning_only(corpus: Path, clips: pd.DataFrame, path: Path | None, out_dir: Path) -> dict:
     """``--reasoning`` alone: no audio is scored; ``reasoning.json`` goes to ``out_dir``."""
     if path is None:
-        raise ValueError("nothing to score: pass --pred DIR, --baseline NAME and/or --reasoning")
+        raise InputError("nothing to score: pass --pred DIR, --baseline NAME and/or --reasoning")
     result = {
         "corpus": str(corpus),
         "systems": {},

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dubops.errors import InputError
+
 FPS = 25
 SAMPLE_RATE = 16_000
 CROP_SIZE = 224
@@ -107,13 +109,13 @@ def load_syncnet(path: str | Path) -> SyncNet:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"no SyncNet weights at {path}; pass the syncnet_v2.model file")
+        raise InputError(f"no SyncNet weights at {path}; pass the syncnet_v2.model file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a non-checkpoint file
-        raise ValueError(f"{path} is not a loadable SyncNet state dict: {exc}") from None
+        raise InputError(f"{path} is not a loadable SyncNet state dict: {exc}") from None
     if not isinstance(state, dict):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a SyncNet state dict")
+        raise InputError(f"{path} holds a {type(state).__name__}, not a SyncNet state dict")
     model = SyncNet()
     for name, buffer in model.state_dict().items():
         if name.endswith("num_batches_tracked") and name not in state:
@@ -121,7 +123,7 @@ def load_syncnet(path: str | Path) -> SyncNet:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ValueError(f"{path} does not match the SyncNet architecture: {exc}") from None
+        raise InputError(f"{path} does not match the SyncNet architecture: {exc}") from None
     return model.eval()
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from dubops.errors import DubOpsError
 
-class ClipImageError(ValueError):
+
+class ClipImageError(DubOpsError, ValueError):
     """A clip's frames cannot be read or have the wrong shape."""
 
 

@@ -18,12 +18,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dubops.errors import DubOpsError
 from dubops.reasoning.settings import ReasonerConfig
 
 CONFIG_FILE = "reasoner.json"
 
 
-class ReasonerLoadError(ValueError):
+class ReasonerLoadError(DubOpsError, ValueError):
     """A reasoner folder or checkpoint path is missing or incomplete."""
 
 

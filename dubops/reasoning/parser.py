@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 from dubops.data.schema import AGES, COT_TAGS, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.errors import DubOpsError
 
 _FIELDS: dict[str, tuple[str, ...]] = {
     "scene_type": SCENE_TYPES,
@@ -29,7 +30,7 @@ _ANSWER = re.compile(
 )
 
 
-class ReasoningParseError(ValueError):
+class ReasoningParseError(DubOpsError, ValueError):
     """The answer breaks the output contract; the message says how."""
 
 

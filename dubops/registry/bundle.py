@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dubops.errors import DubOpsError
 from dubops.fileio import replace_dir, write_json
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ _REQUIRED = {
 }
 
 
-class BundleError(ValueError):
+class BundleError(DubOpsError, ValueError):
     """A stage folder or bundle is missing, incomplete or inconsistent; says the fix."""
 
 

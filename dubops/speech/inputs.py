@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dubops.errors import DubOpsError
+
 if TYPE_CHECKING:
     import torch
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 _MAX_CHANNELS = 8
 
 
-class SpeechInputError(ValueError):
+class SpeechInputError(DubOpsError, ValueError):
     """A request input that cannot be used; ``field`` names it (``prompt_wav``, ``video``...)."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import torch
 
+from dubops.errors import DubOpsError
 from dubops.speech.dit import DiT, DiTConfig
 
 _NOT_WEIGHTS = ("initted", "step")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DubOpsError, ValueError):
     """A checkpoint that is missing, unreadable or does not fit the configured DiT."""
 
 

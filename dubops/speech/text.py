@@ -20,6 +20,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from dubops.errors import DubOpsError
+
 if TYPE_CHECKING:
     from dubops.config import AudioConfig
     from dubops.data.espeak import Prosody
@@ -40,7 +42,7 @@ _ASCII_FORMS = str.maketrans(
 _SPEAKABLE_PUNCT = frozenset(".,!?;:'\"()-&%$+=@#/")
 
 
-class ScriptError(ValueError):
+class ScriptError(DubOpsError, ValueError):
     """A ``script`` that cannot be spoken (empty, or nothing speakable in it)."""
 
 

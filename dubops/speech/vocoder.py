@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from dubops.errors import DubOpsError
+
 if TYPE_CHECKING:
     from dubops.config import AudioConfig
     from dubops.speech.vocos_net import VocosNet
@@ -33,7 +35,7 @@ _WEIGHT_FILES = ("pytorch_model.bin", "model.safetensors")
 _FEATURE_PREFIX = "feature_extractor."
 
 
-class VocoderError(ValueError):
+class VocoderError(DubOpsError, ValueError):
     """A vocoder that cannot be built: unknown name, missing or mis-fitting files."""
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from dubops.data import schema
 from dubops.data.layout import CorpusLayout, manifest_hash
+from dubops.errors import InputError
 from dubops.fileio import atomic_path, write_json
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def read_table(path: Path, fields: int) -> list[tuple[int, list[str]]]:
             continue
         parts = [p.strip() for p in line.split("|")]
         if len(parts) < fields:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{no}: expected {fields} '|'-separated fields, got {len(parts)}: {line!r}"
             )
         rows.append((no, parts))
@@ -116,7 +117,7 @@ def _label(value: str, synonyms: dict[str, str], path: Path, no: int) -> str:
     key = value.strip().lower()
     if key not in synonyms:
         allowed = ", ".join(sorted(set(synonyms.values())))
-        raise ValueError(f"{path}:{no}: unknown label {value!r}; use one of {allowed}")
+        raise InputError(f"{path}:{no}: unknown label {value!r}; use one of {allowed}")
     return synonyms[key]
 
 
@@ -179,11 +180,11 @@ def write_corpus(
     import pandas as pd
 
     if not clips:
-        raise ValueError(f"no clips to import into {out_root}")
+        raise InputError(f"no clips to import into {out_root}")
     ids = Counter(c.clip_id for c in clips)
     dupes = sorted(k for k, v in ids.items() if v > 1)
     if dupes:
-        raise ValueError(f"clip ids appear more than once in the source: {', '.join(dupes[:5])}")
+        raise InputError(f"clip ids appear more than once in the source: {', '.join(dupes[:5])}")
     layout = CorpusLayout(Path(out_root))
     layout.make_dirs()
     total, done = len(clips), 0

@@ -45,6 +45,7 @@ from dubops.data.importers._common import (
     safe_clip_id,
     write_corpus,
 )
+from dubops.errors import InputError
 
 if TYPE_CHECKING:
     from dubops.config import AudioConfig, VideoConfig
@@ -98,7 +99,7 @@ def import_grid(
     from dubops.config import AudioConfig, VideoConfig
 
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(
+        raise InputError(
             f"val_fraction ({val_fraction}) + test_fraction ({test_fraction}) must be below 1"
         )
     src = Path(source)
@@ -132,13 +133,13 @@ def parse_grid(
 ) -> list[SourceClip]:
     """The clips of a GRID folder, one per ``.align`` file."""
     if not src.is_dir():
-        raise ValueError(f"GRID source {src} is not a folder")
+        raise InputError(f"GRID source {src} is not a folder")
     talkers = sorted(
         (d for d in src.iterdir() if d.is_dir() and any((d / s).is_dir() for s in _SUBDIRS)),
         key=lambda d: (len(d.name), d.name),
     )
     if not talkers:
-        raise ValueError(
+        raise InputError(
             f"no GRID talker folders in {src}: expected s1/, s2/, ... each holding "
             "video/ (*.mpg or *.mp4), audio/ (*.wav) and align/ (*.align)"
         )
@@ -148,7 +149,7 @@ def parse_grid(
     for folder in talkers:
         for sub in _SUBDIRS:
             if not (folder / sub).is_dir():
-                raise ValueError(f"GRID talker folder {folder} has no {sub}/ ({_SUBDIRS[sub]})")
+                raise InputError(f"GRID talker folder {folder} has no {sub}/ ({_SUBDIRS[sub]})")
         speaker = folder.name
         gender, age = info.get(speaker, (None, None))
         if gender is None:
@@ -164,7 +165,7 @@ def parse_grid(
             )
             clips.append(clip)
     if not clips:
-        raise ValueError(f"no GRID sentences in {src}: expected <talker>/align/<utt>.align files")
+        raise InputError(f"no GRID sentences in {src}: expected <talker>/align/<utt>.align files")
     return clips
 
 
@@ -184,7 +185,7 @@ def _clip(
         if skip_missing:
             logger.warning("skipping: %s", msg)
             return None
-        raise ValueError(msg + " (pass skip_missing=True to leave such sentences out)")
+        raise InputError(msg + " (pass skip_missing=True to leave such sentences out)")
     segments, words = read_align(align)
     return SourceClip(
         clip_id=safe_clip_id(f"{speaker}_{utt}"),
@@ -214,7 +215,7 @@ def read_align(path: Path) -> tuple[list[Segment], list[str]]:
         try:
             _, end, word = int(parts[0]), int(parts[1]), parts[2]
         except (IndexError, ValueError):
-            raise ValueError(
+            raise InputError(
                 f"{path}:{no}: expected 'start end word' with integer times in 1/25000 s, "
                 f"got {line!r}"
             ) from None
@@ -228,7 +229,7 @@ def read_align(path: Path) -> tuple[list[Segment], list[str]]:
         words.append(word)
         segments.append(Segment(list(espeak_phonemes(word.lower())) or [PAUSE], seconds))
     if not words:
-        raise ValueError(f"{path}: no spoken words (only sil/sp)")
+        raise InputError(f"{path}: no spoken words (only sil/sp)")
     return segments, words
 
 

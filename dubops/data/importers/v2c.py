@@ -52,6 +52,7 @@ from dubops.data.importers._common import (
     safe_clip_id,
     write_corpus,
 )
+from dubops.errors import InputError
 
 if TYPE_CHECKING:
     from dubops.config import AudioConfig, VideoConfig
@@ -137,10 +138,10 @@ def parse_v2c(
 ) -> tuple[list[SourceClip], list[str]]:
     """The clips of a V2C folder and the speakers whose gender/age were defaulted."""
     if not src.is_dir():
-        raise ValueError(f"V2C source {src} is not a folder")
+        raise InputError(f"V2C source {src} is not a folder")
     lists = {split: _find_filelist(src, names) for split, names in FILELISTS.items()}
     if not any(lists.values()):
-        raise ValueError(
+        raise InputError(
             f"no V2C filelist in {src}: expected train.txt, val.txt and/or test.txt "
             "with lines basename|speaker|phones|text"
         )
@@ -166,7 +167,7 @@ def parse_v2c(
                 if skip_missing:
                     logger.warning("skipping: %s", msg)
                     continue
-                raise ValueError(msg + " (pass skip_missing=True to leave such clips out)")
+                raise InputError(msg + " (pass skip_missing=True to leave such clips out)")
             gender, age = speakers.get(speaker, (None, None))
             if gender is None or age is None:
                 defaulted.add(speaker)
@@ -228,7 +229,7 @@ def _read_emotions(path: Path) -> dict[str, str]:
     for no, (basename, label, *_) in read_table(path, 2):
         key = label.strip().lower()
         if key not in EMOTION_SYNONYMS:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{no}: unknown emotion {label!r}; use one of {', '.join(schema.EMOTIONS)}"
             )
         out[basename] = EMOTION_SYNONYMS[key]
@@ -241,12 +242,12 @@ def _read_scenes(path: Path) -> dict[str, tuple[str, int, int]]:
     out = {}
     for no, (basename, scene, people, talker, *_) in read_table(path, 4):
         if scene not in schema.SCENE_TYPES:
-            raise ValueError(
+            raise InputError(
                 f"{path}:{no}: unknown scene type {scene!r}; use one of "
                 f"{', '.join(schema.SCENE_TYPES)}"
             )
         try:
             out[basename] = (scene, int(people), int(talker))
         except ValueError:
-            raise ValueError(f"{path}:{no}: num_people and talker_index must be integers") from None
+            raise InputError(f"{path}:{no}: num_people and talker_index must be integers") from None
     return out
