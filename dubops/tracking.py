@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -35,23 +36,72 @@ TAG_PRESET = "dubops.preset"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 
 
-def resolve_tracking_uri(config: TrackingConfig, base_dir: Path | None = None) -> str:
+def configured_uri(config: TrackingConfig) -> str:
+    """``tracking.tracking_uri`` when set in a config or ``--set``, else ``$MLFLOW_TRACKING_URI``.
+
+    MLflow's own environment variable is how a cluster (or a user) points every
+    tool at one server; an explicit setting in our config still wins over it, and
+    with neither the local SQLite default applies.
+    """
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if env and "tracking_uri" not in config.model_fields_set:
+        return env
+    return config.tracking_uri
+
+
+def resolve_tracking_uri(
+    config: TrackingConfig, base_dir: Path | None = None, create: bool = True
+) -> str:
     """The tracking URI with a relative SQLite path anchored at ``base_dir``.
 
     ``sqlite:///mlruns.db`` names a path relative to the process's working
     directory; anchoring it makes a run land in the same store whichever
-    folder a component or test starts in.
+    folder a component or test starts in. ``create=False`` (read-only
+    commands) leaves the filesystem alone.
     """
-    uri = config.tracking_uri
+    uri = configured_uri(config)
     prefix = "sqlite:///"
     if uri.startswith(prefix):
         db = Path(uri.removeprefix(prefix))
         if not db.is_absolute():
             db = (Path(base_dir or Path.cwd()) / db).resolve()
-        db.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            db.parent.mkdir(parents=True, exist_ok=True)
         return f"{prefix}{db}"
     if "://" not in uri:  # a bare folder: MLflow's file store
         return Path(base_dir or Path.cwd()).joinpath(uri).resolve().as_uri()
+    return uri
+
+
+def open_store_read_only(config: TrackingConfig, base_dir: Path | None = None) -> str:
+    """Point MLflow at an existing store without creating or changing anything.
+
+    Read-only commands (``registry list``, ``dub-clip``) must not leave an empty
+    ``mlruns.db`` behind because they looked: a local store that does not exist
+    is an error that names where it was looked for and how to point elsewhere.
+
+    Raises:
+        TrackingStoreError: a local SQLite or file store that does not exist.
+    """
+    import mlflow
+
+    from dubops.errors import TrackingStoreError
+
+    uri = resolve_tracking_uri(config, base_dir, create=False)
+    local: Path | None = None
+    if uri.startswith("sqlite:///"):
+        local = Path(uri.removeprefix("sqlite:///"))
+    elif uri.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        local = Path(unquote(urlparse(uri).path))
+    if local is not None and not local.exists():
+        raise TrackingStoreError(
+            f"no MLflow store at {uri} (nothing was tracked or registered there); run "
+            "`dubops pipeline run`, or point MLFLOW_TRACKING_URI (or --set "
+            "tracking.tracking_uri=...) at the store that holds the models"
+        )
+    mlflow.set_tracking_uri(uri)
     return uri
 
 

@@ -82,7 +82,7 @@ def describe_version(version: ModelVersion, aliases: list[str]) -> dict[str, Any
 
 def list_registry(config: DubOpsConfig) -> dict[str, Any]:
     """Every version with its aliases, metrics and gate verdict (oldest first)."""
-    client = registry_client(config)
+    client = registry_client(config, read_only=True)
     name = config.registry.model_name
     versions = list_versions(client, name)
     aliases = _aliases(client, name)
@@ -95,7 +95,7 @@ def list_registry(config: DubOpsConfig) -> dict[str, Any]:
 
 def show_version(config: DubOpsConfig, ref: str) -> dict[str, Any]:
     """One version (number or alias) in full; the champion history when it is the champion."""
-    client = registry_client(config)
+    client = registry_client(config, read_only=True)
     name = config.registry.model_name
     version = resolve_version(client, name, ref)
     out = describe_version(version, _aliases(client, name).get(int(version.version), []))
@@ -112,7 +112,7 @@ def show_version(config: DubOpsConfig, ref: str) -> dict[str, Any]:
 
 def compare_versions(config: DubOpsConfig, a: str, b: str) -> dict[str, Any]:
     """Metric by metric: A, B, B - A and which is better (``=`` when equal or unknown)."""
-    client = registry_client(config)
+    client = registry_client(config, read_only=True)
     name = config.registry.model_name
     va, vb = resolve_version(client, name, a), resolve_version(client, name, b)
     ma, mb = version_metrics(va), version_metrics(vb)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dubops.errors import InputError
 from dubops.registry.store import RegistryError, registry_client, resolve_version
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def load_pipeline(
         import mlflow
 
         name, ref = parse_models_uri(model)
-        client = registry_client(config)
+        client = registry_client(config, read_only=True)
         version = resolve_version(client, name, ref)
         overrides = {"backend": config.library.backend}
         if library_dir is not None:
@@ -62,7 +63,7 @@ def load_pipeline(
 
         folder = Path(model)
         if not folder.is_dir():
-            raise ValueError(
+            raise InputError(
                 f"--model {model}: not a bundle folder; give one or a registry URI such as "
                 "models:/dubbing@champion"
             )

@@ -14,6 +14,8 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from dubops.errors import DubOpsError
+
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
@@ -34,18 +36,31 @@ TAG_BUNDLE_HASH = "bundle_hash"
 TAG_GIT_COMMIT = "git_commit"
 
 
-class RegistryError(ValueError):
+class RegistryError(DubOpsError, ValueError):
     """An unknown version or alias, an empty registry, a refused change; says the fix."""
 
 
-def registry_client(config: DubOpsConfig) -> MlflowClient:
-    """A client on the configured store (the tracking URI is set process-wide too)."""
+def registry_client(config: DubOpsConfig, read_only: bool = False) -> MlflowClient:
+    """A client on the configured store (the tracking URI is set process-wide too).
+
+    ``read_only`` (listing, loading a model) opens an existing store only: looking
+    must not create an empty ``mlruns.db`` or an experiment.
+    """
     import mlflow
 
-    from dubops.tracking import configure_tracking
+    from dubops.errors import TrackingStoreError
+    from dubops.tracking import configure_tracking, open_store_read_only
 
-    configure_tracking(config.tracking)
-    return mlflow.MlflowClient()
+    if not read_only:
+        configure_tracking(config.tracking)
+        return mlflow.MlflowClient()
+    try:
+        uri = open_store_read_only(config.tracking)
+    except TrackingStoreError as exc:
+        raise RegistryError(
+            f"the registry has no model {config.registry.model_name!r} yet: {exc}"
+        ) from None
+    return mlflow.MlflowClient(uri)
 
 
 def model_exists(client: MlflowClient, name: str) -> bool:
