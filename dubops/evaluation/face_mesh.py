@@ -16,6 +16,7 @@ Shapes: ``n`` frames, ``k`` landmarks (468).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -70,10 +71,16 @@ def detect_landmarks(frames: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected uint8 (n, h, w, 3) RGB, got {frames.dtype} {frames.shape}")
     n, h, w = frames.shape[:3]
     out = np.full((n, NUM_LANDMARKS, 2), np.nan)
-    graph = _face_mesh_graph()
+    from dubops.native_stderr import silenced_stderr
+
+    # The graph prints TF Lite / absl chatter and a protobuf-6 AttributeError on its
+    # first frame, straight to fd 2 (not through logging): silence that one frame.
+    with silenced_stderr():
+        graph = _face_mesh_graph()
     try:
         for i, frame in enumerate(frames):
-            faces = graph.process(np.ascontiguousarray(frame)).multi_face_landmarks
+            with silenced_stderr() if i == 0 else contextlib.nullcontext():
+                faces = graph.process(np.ascontiguousarray(frame)).multi_face_landmarks
             if faces:
                 points = faces[0].landmark
                 out[i] = [(p.x * w, p.y * h) for p in points[:NUM_LANDMARKS]]

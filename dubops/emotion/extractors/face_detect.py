@@ -53,7 +53,14 @@ class FaceDetector:
                     f"the mediapipe face detector needs mediapipe 0.10.21 ({exc}); "
                     "install it or use --set emotion.face.detector=haar"
                 ) from None
-            self._impl = SolutionBase(binary_graph_path=_BLAZEFACE_GRAPH, outputs=["detections"])
+            from dubops.native_stderr import silenced_stderr
+
+            # The graph prints TF Lite / absl chatter and a protobuf-6 AttributeError
+            # on its first frame, straight to fd 2: run that frame here, silenced.
+            with silenced_stderr():
+                impl = SolutionBase(binary_graph_path=_BLAZEFACE_GRAPH, outputs=["detections"])
+                impl.process({"image": np.zeros((64, 64, 3), np.uint8)})
+            self._impl = impl
         else:
             import cv2
 

@@ -1,0 +1,39 @@
+"""Silence what native libraries write straight to file descriptor 2.
+
+MediaPipe's graph (C++ glog/absl, TF Lite) prints start-up chatter (``Created
+TensorFlow Lite XNNPACK delegate``, ``W0000 … inference_feedback_manager``) and,
+beside protobuf 6, ``AttributeError: 'MessageFactory' object has no attribute
+'GetPrototype'`` from its packet getter (harmless: the result is read anyway).
+None of it passes through Python's logging, and ``GLOG_minloglevel`` /
+``TF_CPP_MIN_LOG_LEVEL`` do not reach it (measured), so the descriptor itself
+is pointed at /dev/null for the few calls that print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """Send fd 2 to /dev/null inside the block (Python's own stderr included)."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (e.g. a daemon): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
