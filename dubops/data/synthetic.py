@@ -22,7 +22,6 @@ import hashlib
 import itertools
 import json
 import logging
-import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -396,13 +395,16 @@ def generate_corpus(
         # a clip's audio would depend on which clips its worker made before. Each
         # clip therefore runs in a fresh process from a clean fork server
         # (maxtasksperchild=1): the corpus is the same for any worker count.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_WORKER_MODULES)
+        # A failing or dying worker ends the run with its error (dubops.pools), never a hang.
+        from dubops.pools import map_unordered
+
         job = functools.partial(_make_and_record, root=root, config=config, fingerprint=fingerprint)
-        with context.Pool(n_workers, maxtasksperchild=1) as pool:
-            for finished, _ in enumerate(pool.imap_unordered(job, todo), start=1):
-                if progress:
-                    progress(len(done) + finished, total)
+        results = map_unordered(
+            job, todo, n_workers, max_tasks_per_child=1, preload=_WORKER_MODULES
+        )
+        for finished, _ in enumerate(results, start=1):
+            if progress:
+                progress(len(done) + finished, total)
     elapsed = time.perf_counter() - start
     rows = list(_load_done(root, specs, fingerprint).values())
     rows.sort(key=lambda r: r["clip_id"])

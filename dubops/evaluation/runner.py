@@ -11,7 +11,6 @@ model can reach with that recogniser.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -20,7 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from dubops.data.layout import CorpusLayout
+from dubops.errors import InputError
 from dubops.evaluation.scoring import EvalSettings, init_worker, score_clip
+from dubops.pools import map_unordered
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -38,11 +39,11 @@ def select_clips(
         raise ValueError(f"max_clips must be at least 1, got {max_clips}")
     layout = CorpusLayout(Path(corpus_root))
     if not layout.manifest.is_file():
-        raise ValueError(f"no manifest at {layout.manifest}; pass the corpus folder with --ref")
+        raise InputError(f"no manifest at {layout.manifest}; pass the corpus folder with --ref")
     manifest = pd.read_parquet(layout.manifest)
     clips = manifest[manifest["split"].isin(splits)]
     if clips.empty:
-        raise ValueError(f"the manifest has no clips in splits {list(splits)}")
+        raise InputError(f"the manifest has no clips in splits {list(splits)}")
     return clips.head(max_clips).reset_index(drop=True)
 
 
@@ -50,7 +51,7 @@ def _jobs(systems: dict[str, Path], clips: pd.DataFrame) -> list[tuple[dict, dic
     """One job per clip that some system has a wav for; a clear error for an empty system."""
     for name, folder in systems.items():
         if not Path(folder).is_dir():
-            raise ValueError(f"prediction folder {folder} of {name} does not exist")
+            raise InputError(f"prediction folder {folder} of {name} does not exist")
     jobs, found = [], dict.fromkeys(systems, 0)
     for row in clips.to_dict("records"):
         predictions = {}
@@ -63,7 +64,7 @@ def _jobs(systems: dict[str, Path], clips: pd.DataFrame) -> list[tuple[dict, dic
             jobs.append((row, predictions))
     for name, count in found.items():
         if count == 0:
-            raise ValueError(f"{systems[name]} holds no <clip_id>.wav for the selected clips")
+            raise InputError(f"{systems[name]} holds no <clip_id>.wav for the selected clips")
         if count < len(clips):
             logger.warning(
                 "%d of %d clips have no prediction in %s", len(clips) - count, len(clips), name
@@ -85,13 +86,15 @@ def score_systems(
     records: dict[str, list[dict]] = {name: [] for name in systems}
     workers = max(1, workers)
     threads = max(1, (os.cpu_count() or 1) // workers)  # no more threads than cores
-    context = multiprocessing.get_context("forkserver")
-    with context.Pool(workers, initializer=init_worker, initargs=(settings, threads)) as pool:
-        for i, result in enumerate(pool.imap_unordered(score_clip, jobs), start=1):
-            for name, record in result.items():
-                records[name].append(record)
-            if progress is not None:
-                progress(i, len(jobs))
+    # A worker that raises or dies ends the run with its error (dubops.pools), never a hang.
+    results = map_unordered(
+        score_clip, jobs, workers, initializer=init_worker, initargs=(settings, threads)
+    )
+    for i, result in enumerate(results, start=1):
+        for name, record in result.items():
+            records[name].append(record)
+        if progress is not None:
+            progress(i, len(jobs))
     return {
         name: pd.DataFrame(rows).sort_values("clip_id").reset_index(drop=True)
         for name, rows in records.items()
