@@ -10,6 +10,7 @@ validates a few hundred rows in about a second.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -82,11 +83,80 @@ def validate_corpus(
     df = _normalise_lists(df)
     df = add_media_columns(df, layout, audio.sample_rate, workers=workers)
     failures, count = _run_suite(df)
+    info_failures, info_checks = check_corpus_info(df, layout, audio.sample_rate)
+    failures, count = failures + info_failures, count + info_checks
     seconds = time.perf_counter() - start
     logger.info(
         "validated %d clips of %s in %.2f s: %d failures", len(df), root, seconds, len(failures)
     )
     return ValidationReport(str(root), not failures, failures, len(df), seconds, count)
+
+
+def check_corpus_info(
+    df: pd.DataFrame, layout: CorpusLayout, sample_rate: int
+) -> tuple[list[Failure], int]:
+    """The manifest against ``corpus.json``: clip count, per-column counts, sample rate.
+
+    A manifest edited, truncated or copied from another corpus passes every
+    row-level expectation; what the corpus recorded when it was made does not.
+
+    Returns:
+        ``(failures, number of checks run)``; no ``corpus.json``: nothing to compare.
+    """
+    if not layout.info.is_file():
+        return [], 0
+    try:
+        info = json.loads(layout.info.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        fix = f"{layout.info} is not readable JSON ({exc}); rebuild the corpus"
+        return [Failure("corpus_info_readable", None, fix)], 1
+    failures, checks = [], 0
+    if isinstance(info.get("clips"), int):
+        checks += 1
+        if info["clips"] != len(df):
+            failures.append(
+                Failure(
+                    "manifest_matches_corpus_info",
+                    "clip_id",
+                    f"the manifest has {len(df)} clips but {layout.info.name} records "
+                    f"{info['clips']}; the manifest was edited or belongs to another corpus: "
+                    "rebuild it (dubops data synth / data import)",
+                )
+            )
+    for column, recorded in (info.get("counts") or {}).items():
+        if column not in df or not isinstance(recorded, dict):
+            continue
+        checks += 1
+        found = {str(k): int(v) for k, v in df[column].value_counts().items()}
+        recorded = {str(k): int(v) for k, v in recorded.items()}
+        if found != recorded:
+            differ = sorted(
+                k for k in set(found) | set(recorded) if found.get(k) != recorded.get(k)
+            )
+            failures.append(
+                Failure(
+                    "manifest_matches_corpus_info",
+                    column,
+                    f"{column} counts differ from {layout.info.name} for {differ[:5]} "
+                    f"(manifest {[found.get(k, 0) for k in differ[:5]]}, recorded "
+                    f"{[recorded.get(k, 0) for k in differ[:5]]}): rebuild the manifest",
+                    examples=differ[:5],
+                    count=len(differ),
+                )
+            )
+    recorded_rate = ((info.get("config") or {}).get("audio") or {}).get("sample_rate")
+    if isinstance(recorded_rate, int):
+        checks += 1
+        if recorded_rate != sample_rate:
+            failures.append(
+                Failure(
+                    "corpus_sample_rate",
+                    "audio_path",
+                    f"{layout.info.name} records {recorded_rate} Hz audio but {sample_rate} Hz "
+                    f"is expected; rebuild the corpus or set audio.sample_rate={recorded_rate}",
+                )
+            )
+    return failures, checks
 
 
 def format_report(report: ValidationReport) -> str:
