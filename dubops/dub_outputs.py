@@ -96,17 +96,23 @@ def write_dub_outputs(
     header: str,
     summary: dict[str, Any],
     truth: dict[str, Any] | None = None,
+    final_mp4: Path | None = None,
 ) -> dict[str, str]:
-    """Write ``<out>.reasoning.txt`` and ``<out>.json``; returns every output path."""
+    """Write ``<out>.reasoning.txt`` and ``<out>.json``; returns every output path.
+
+    ``final_mp4``: where the files will be once moved (the CLI writes them into a
+    temp folder first, so a failure leaves nothing); the paths recorded name it.
+    """
     text_path = out_mp4.with_suffix(".reasoning.txt")
     with atomic_path(text_path) as tmp:
         tmp.write_text(reasoning_text(result, script, header, truth))
     json_path = out_mp4.with_suffix(".json")
+    shown = final_mp4 or out_mp4
     files = {
-        "video": str(out_mp4),
-        "wav": str(out_mp4.with_suffix(".wav")),
-        "reasoning": str(text_path),
-        "json": str(json_path),
+        "video": str(shown),
+        "wav": str(shown.with_suffix(".wav")),
+        "reasoning": str(shown.with_suffix(".reasoning.txt")),
+        "json": str(shown.with_suffix(".json")),
     }
     write_json(
         json_path,

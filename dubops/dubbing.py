@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from dubops.errors import InputError
 
 if TYPE_CHECKING:
     from dubops.config import AudioConfig, DubOpsConfig
@@ -91,12 +94,12 @@ def corpus_request(data_dir: str | Path, clip_id: str) -> tuple[DubRequest, dict
 
     layout = CorpusLayout(Path(data_dir))
     if not layout.manifest.is_file():
-        raise ValueError(f"--data {data_dir}: no manifest.parquet; run `dubops data synth` first")
+        raise InputError(f"--data {data_dir}: no manifest.parquet; run `dubops data synth` first")
     manifest = pd.read_parquet(layout.manifest)
     rows = manifest[manifest["clip_id"] == clip_id]
     if rows.empty:
         held_out = manifest[manifest["split"].isin(["test_s2", "test_s1"])]["clip_id"].head(3)
-        raise ValueError(
+        raise InputError(
             f"--clip {clip_id!r} is not in {layout.manifest}; held-out clips are e.g. "
             f"{list(held_out)}"
         )
@@ -200,7 +203,9 @@ class DubbingPipeline:
         if self.generator.library is not None:
             self.generator.library.close()
 
-    def dub_request(self, request: DubRequest, seed: int = 0) -> DubResult:
+    def dub_request(
+        self, request: DubRequest, seed: int = 0, on_stage: Callable[[str], None] | None = None
+    ) -> DubResult:
         return self.dub(
             request.video_path,
             request.script,
@@ -208,6 +213,7 @@ class DubbingPipeline:
             react=request.react,
             clip_id=request.clip_id,
             seed=seed,
+            on_stage=on_stage,
         )
 
     def dub(
@@ -218,6 +224,7 @@ class DubbingPipeline:
         react: str | None = None,
         clip_id: str | None = None,
         seed: int = 0,
+        on_stage: Callable[[str], None] | None = None,
     ) -> DubResult:
         """Dub one silent clip.
 
@@ -229,6 +236,8 @@ class DubbingPipeline:
             clip_id: the clip's name; when it is footage in the library, it is kept
                 out of its own retrieval.
             seed: the sampler's noise seed.
+            on_stage: called with each stage's name (the keys of ``seconds``) as it
+                starts, for a progress display.
 
         Raises:
             ValueError / SpeechInputError: a missing or unreadable file, an empty
@@ -238,15 +247,18 @@ class DubbingPipeline:
         from dubops.video import read_video
 
         if not script or not script.strip():
-            raise ValueError("script: it is empty; give the line the clip's speaker says")
+            raise InputError("script: it is empty; give the line the clip's speaker says")
         for name, path in (("video_path", video_path), ("prompt_path", prompt_wav_path)):
             if not Path(path).is_file():
-                raise ValueError(f"{name}: {path} does not exist")
+                raise InputError(f"{name}: {path} does not exist")
+        stage = on_stage or (lambda _name: None)
         seconds: dict[str, float] = {}
         began = tick = time.perf_counter()
+        stage("read")
         frames, fps = read_video(video_path)
         prompt, rate = read_wav(prompt_wav_path)
         seconds["read"], tick = _lap(tick)
+        stage("reason")
 
         answer = self.reasoner.reason([frames], [script])[0]
         conclusion = self.reasoner.conclusion_for(answer)
@@ -257,8 +269,10 @@ class DubbingPipeline:
         footage_input, hits = None, {}
         name = clip_id or Path(video_path).stem
         if self.extractors is not None:
+            stage("embed")
             vectors = self.embed_clip(name, frames, script, react or "")
             seconds["embed"], tick = _lap(tick)
+            stage("retrieve")
             tensors, retrieved = self.generator.footage_from_vectors(
                 name, vectors, exclude_clips=[clip_id] if clip_id else None
             )
@@ -271,6 +285,7 @@ class DubbingPipeline:
                 for m, h in retrieved.modalities.items()
             }
             seconds["retrieve"], tick = _lap(tick)
+        stage("speech")
 
         wave = self.generator.generate(
             script,
@@ -351,7 +366,7 @@ def mux_dub(
 
     out = Path(out_path)
     if out.suffix.lower() != ".mp4":
-        raise ValueError(f"--out {out}: the dubbed video must be an .mp4 file")
+        raise InputError(f"--out {out}: the dubbed video must be an .mp4 file")
     wav = out.with_suffix(".wav")
     write_wav(wav, wave, sample_rate)
     mux_audio(video_path, wav, out)

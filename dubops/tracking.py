@@ -85,6 +85,17 @@ def open_store_read_only(config: TrackingConfig, base_dir: Path | None = None) -
     """
     import mlflow
 
+    uri = require_store(config, base_dir)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def require_store(config: TrackingConfig, base_dir: Path | None = None) -> str:
+    """The resolved URI; a local store that does not exist is an error (no MLflow import).
+
+    Raises:
+        TrackingStoreError: a local SQLite or file store that does not exist.
+    """
     from dubops.errors import TrackingStoreError
 
     uri = resolve_tracking_uri(config, base_dir, create=False)
@@ -101,7 +112,6 @@ def open_store_read_only(config: TrackingConfig, base_dir: Path | None = None) -
             "`dubops pipeline run`, or point MLFLOW_TRACKING_URI (or --set "
             "tracking.tracking_uri=...) at the store that holds the models"
         )
-    mlflow.set_tracking_uri(uri)
     return uri
 
 
@@ -245,6 +255,8 @@ def start_run(
     """
     import mlflow
 
+    from dubops.run_environment import environment_tags
+
     experiment_id = configure_tracking(config.tracking, base_dir)
     run_tags: dict[str, str] = {
         TAG_CONFIG_HASH: config_hash(config),
@@ -255,6 +267,7 @@ def start_run(
     commit = git_commit()
     if commit is not None:
         run_tags[TAG_GIT_COMMIT] = commit
+    run_tags.update(environment_tags(config))
     run_tags.update({k: str(v) for k, v in (tags or {}).items()})
 
     active = mlflow.start_run(

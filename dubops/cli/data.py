@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dubops.cli.checks import corpus_dir, input_dir, output_dir
 from dubops.cli.common import (
     ConfigFileOption,
     JsonOption,
@@ -34,7 +35,9 @@ def synth(
     overrides: SetOption = None,
     clips: Annotated[int | None, typer.Option(help="Number of clips (synth.clips).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (synth.seed).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (synth.workers).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (synth.workers).", min=1)
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Generate the synthetic dubbing corpus (espeak-ng speech, cartoon video, CoT).
@@ -50,6 +53,8 @@ def synth(
     if workers is not None:
         extra.append(f"synth.workers={workers}")
     config = load(preset, config_file, extra)
+    with user_errors():
+        output_dir(out, "--out")
     from dubops.data.synthetic import generate_corpus
 
     with user_errors(), progress_bar("synthesizing clips", quiet=as_json) as update:
@@ -91,6 +96,8 @@ def report(
 ) -> None:
     """Measure how learnable the corpus is: speakers, emotions, lip-sync, scenes, WER."""
     config = load(preset, config_file, overrides)
+    with user_errors():
+        corpus_dir(corpus, "CORPUS")
     from dubops.data.report import build_report, format_report
 
     with user_errors(), staged_progress(quiet=as_json) as update:
@@ -115,12 +122,18 @@ def import_corpus(
     config_file: ConfigFileOption = None,
     overrides: SetOption = None,
     skip_missing: Annotated[
-        bool, typer.Option(help="Skip clips whose wav or video is missing instead of failing.")
+        bool,
+        typer.Option(
+            "--skip-missing", help="Skip clips whose wav or video is missing instead of failing."
+        ),
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Read V2C-Animation or GRID into the DubOps manifest (24 kHz wavs, mp4s)."""
     config = load(preset, config_file, overrides)
+    with user_errors():
+        input_dir(src, "SRC", hint=f"give the folder of the published {fmt.value} corpus")
+        output_dir(out, "--out")
     if fmt is ImportFormat.v2c:
         from dubops.data.importers.v2c import import_v2c as importer
     else:

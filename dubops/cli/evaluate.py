@@ -14,6 +14,7 @@ from dubops.cli.common import (
     SetOption,
     err_console,
     load,
+    off_switch,
     print_json,
     progress_bar,
     user_errors,
@@ -43,12 +44,12 @@ def evaluate_command(
     asr: Annotated[
         str, typer.Option(help="sphinx (corpus LM), sphinx-general, or whisper:/local/path.")
     ] = "sphinx",
-    mos: Annotated[bool, typer.Option(help="Compute DNSMOS (slowest metric).")] = True,
+    mos: Annotated[bool, off_switch("--no-mos", "Skip DNSMOS (the slowest metric).")] = True,
     reasoning: Annotated[
         Path | None, typer.Option(help="JSONL of reasoner outputs to score as well.")
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("outputs/eval"),
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 2,
     mouth: Annotated[
         str,
         typer.Option(
@@ -76,14 +77,11 @@ def evaluate_command(
 ) -> None:
     """Score --pred folders and --baseline systems on the test splits; write JSON + HTML."""
     config = load(preset, config_file, overrides)
-    from dubops.evaluation.session import EvalOptions, run_evaluation
-
     corpus = ref.parent if ref.suffix == ".parquet" else ref
     with user_errors():
-        if not pred and not baseline and reasoning is None:
-            raise ValueError(
-                "nothing to score: pass --pred DIR, --baseline NAME and/or --reasoning FILE"
-            )
+        _check_inputs(corpus, pred or [], baseline or [], reasoning, syncnet, out, workers, config)
+        from dubops.evaluation.session import EvalOptions, run_evaluation
+
         options = EvalOptions(
             splits=tuple(split or ("test_s1", "test_s2")),
             asr=asr,
@@ -118,3 +116,38 @@ def evaluate_command(
         scores = reasoning_table(result["reasoning"])
         console.print(scores.to_string(float_format=lambda v: f"{v:.3f}"))
     console.print(f"[green]report[/] {result['report']}")
+
+
+def _check_inputs(
+    corpus: Path,
+    preds: list[Path],
+    baselines: list[str],
+    reasoning: Path | None,
+    syncnet: Path | None,
+    out: Path,
+    workers: int,
+    config,
+) -> None:
+    """Every input before a worker starts: folders, wavs at the scoring rate, the report path."""
+    from dubops.cli import checks
+    from dubops.errors import InputError
+
+    if not preds and not baselines and reasoning is None:
+        raise InputError(
+            "nothing to score: pass --pred DIR, --baseline NAME and/or --reasoning FILE"
+        )
+    checks.input_dir(corpus, "--ref", "manifest.parquet", "give the corpus folder the dubs are of")
+    rate = config.audio.sample_rate
+    for folder in preds:
+        checks.input_dir(folder, "--pred", hint="give a folder of <clip_id>.wav")
+        wavs = sorted(folder.glob("*.wav"))
+        if not wavs:
+            raise InputError(f"--pred {folder}: holds no .wav; write one <clip_id>.wav per clip")
+        # Headers only (milliseconds): a wrong rate would score every clip wrongly.
+        for wav in wavs:
+            checks.wav_rate(wav, rate, "--pred")
+    if reasoning is not None:
+        checks.input_file(reasoning, "--reasoning", "JSONL file")
+    if syncnet is not None:
+        checks.input_file(syncnet, "--syncnet", "weights file")
+    checks.output_dir(out, "--out")

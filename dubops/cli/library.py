@@ -67,6 +67,12 @@ def build(
     settings: an unchanged library is left as it is.
     """
     config = load(preset, config_file, overrides)
+    with user_errors():
+        from dubops.cli.checks import corpus_dir, input_dir, output_dir
+
+        corpus_dir(data)
+        input_dir(extractors, "--extractors", hint="train them: dubops train extractors")
+        output_dir(out, "--out")
     from dubops.feature_store.build import build_library
 
     with user_errors(), staged_progress(quiet=as_json) as update:
@@ -101,7 +107,15 @@ def build(
 @app.command()
 def query(
     clip: Annotated[str, typer.Option("--clip", help="clip_id of a corpus clip to query with.")],
-    library: LibraryOption = Path("outputs/library"),
+    library: Annotated[
+        Path | None,
+        typer.Option(
+            "--library",
+            "-l",
+            help="Library folder (default: the newest one `dubops pipeline run` or "
+            "`make demo` built, else outputs/library).",
+        ),
+    ] = None,
     k: Annotated[
         int | None, typer.Option("--k", help="Hits per modality (default library.k).")
     ] = None,
@@ -117,9 +131,13 @@ def query(
 ) -> None:
     """Print what a clip retrieves per modality (its own clip is always excluded)."""
     config = load(preset, config_file, overrides)
-    from dubops.feature_store.retrieval import FootageLibrary
-
     with user_errors():
+        library = library or default_library(Path(config.pipeline.store))
+        from dubops.cli.checks import input_dir
+
+        input_dir(library, "--library", "library.json", "build one: dubops library build")
+        from dubops.feature_store.retrieval import FootageLibrary
+
         lib = FootageLibrary.open(
             library,
             backend.value if backend else config.library.backend,
@@ -231,3 +249,38 @@ def _check_corpus(lib, data: Path) -> None:
             f"library {lib.layout.root} was built from another corpus than {data}; "
             + BUILD_HINT.format(path=lib.layout.root)
         )
+
+
+# Where `make demo` (Makefile DEMO_OUT) and `dubops pipeline run` keep their step outputs.
+_DEMO_STORE = Path("outputs/demo/pipeline")
+_BUILT_LIBRARY = Path("outputs/library")
+
+
+def default_library(store: Path) -> Path:
+    """The library a user most likely means: the newest a pipeline run built, else ours.
+
+    A pipeline keeps each step's outputs in ``<store>/build_library/<cache key>/library``
+    (``make demo`` uses ``outputs/demo/pipeline`` as its store); ``dubops library
+    build`` writes ``outputs/library``.
+
+    Raises:
+        InputError: no library anywhere; the message names --library and those places.
+    """
+    from dubops.errors import InputError
+
+    found = [
+        info.parent
+        for root in dict.fromkeys((store, _DEMO_STORE))
+        for info in root.glob("build_library/*/library/library.json")
+    ]
+    if (_BUILT_LIBRARY / "library.json").is_file():
+        found.append(_BUILT_LIBRARY)
+    if not found:
+        raise InputError(
+            f"--library: no footage library found (looked in {_BUILT_LIBRARY}, "
+            f"{store}/build_library/*/library and {_DEMO_STORE}/build_library/*/library, "
+            "where `make demo` puts it); pass --library DIR or run `dubops library build`"
+        )
+    newest = max(found, key=lambda p: (p / "library.json").stat().st_mtime)
+    err_console().print(f"library {newest} (the newest built; --library to choose)")
+    return newest

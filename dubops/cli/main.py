@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
 from dubops.cli import data, dub_clip, emotion, graph, library, pipeline, reasoning, registry, train
 from dubops.cli.evaluate import evaluate_command
 
-app = typer.Typer(
+
+def _show_flags_as_flags() -> None:
+    """Print on/off switches in ``--help`` as bare flags.
+
+    typer 0.29 writes ``<bool>`` in the type column of every flag (``--json
+    <bool>``, even ``--help <bool>``), which reads as if the flag took a value.
+    """
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_dubops", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._dubops = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_show_flags_as_flags()
+
+
+class _DubOpsTyper(typer.Typer):
+    """The app, with a last net for user errors raised outside a command's own handler.
+
+    Commands report their errors through :func:`dubops.cli.common.user_errors`;
+    this catches what escapes them (e.g. a pool worker's error re-raised after the
+    block) so that a user error never ends in a traceback, and Ctrl-C in a clean
+    line instead of a KeyboardInterrupt trace.
+    """
+
+    def __call__(self, *args, **kwargs):
+        from dubops.cli.common import is_user_error, report_error
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise SystemExit(130) from None
+        except Exception as exc:
+            if not is_user_error(exc):
+                raise
+            report_error(exc)
+            raise SystemExit(2) from None
+
+
+app = _DubOpsTyper(
     name="dubops",
     help="DubOps: train, register, serve and monitor an AI movie-dubbing model.",
     no_args_is_help=True,
@@ -42,15 +90,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Debug logging, and full tracebacks for errors."),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
     """Set up logging for every command."""
+    from dubops.cli.common import STATE
     from dubops.logs import setup_logging
 
+    STATE.verbose, STATE.json = verbose, False
     setup_logging("DEBUG" if verbose else "INFO")
 
 

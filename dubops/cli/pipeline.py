@@ -54,9 +54,14 @@ def run(
     """
     config = load(preset, config_file, overrides)
     with user_errors():
-        from dubops.pipelines.local import run_locally
+        from dubops.cli.checks import corpus_dir, output_dir
 
         store = out or Path(config.pipeline.store)
+        output_dir(store, "--out")
+        if data is not None:
+            corpus_dir(data)
+        from dubops.pipelines.local import run_locally
+
         if data is None:
             data = _synthesize(config, store / "corpus", quiet=as_json)
         result = run_locally(config, data, store, run_name=run_name, verbose=verbose)

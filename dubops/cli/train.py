@@ -14,10 +14,12 @@ from dubops.cli.common import (
     SetOption,
     err_console,
     load,
+    off_switch,
     print_json,
     tracked_run,
     user_errors,
 )
+from dubops.errors import InputError
 
 app = typer.Typer(help="Train the models (each stage resumable, logged to MLflow).")
 
@@ -31,9 +33,7 @@ MinutesOption = Annotated[
     float | None,
     typer.Option("--max-minutes", min=0.1, help="Stop cleanly (with a checkpoint) after this."),
 ]
-MlflowOption = Annotated[
-    bool, typer.Option("--mlflow/--no-mlflow", help="Track the run in MLflow.")
-]
+MlflowOption = Annotated[bool, off_switch("--no-mlflow", "Do not track the run in MLflow.")]
 
 
 def _run(stage: str, config, data: Path, as_json: bool, mlflow: bool, fn) -> None:
@@ -207,9 +207,7 @@ def dub_command(
 def speak_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="Finished controlnet run folder.")],
     script: Annotated[str, typer.Option("--script", help="What to say.")],
-    prompt: Annotated[
-        Path, typer.Option("--prompt", help="Timbre prompt wav (0.5 s or more).", exists=True)
-    ],
+    prompt: Annotated[Path, typer.Option("--prompt", help="Timbre prompt wav (0.5 s or more).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output wav.")] = Path("speech.wav"),
     video: Annotated[
         Path | None, typer.Option("--video", help="Silent clip: sets the slot and the lips.")
@@ -229,6 +227,18 @@ def speak_command(
     """Quick check: speak one script in a prompt's voice, fitted to a video slot."""
     config = load(preset, config_file, overrides)
     with user_errors():
+        from dubops.cli import checks
+
+        checks.output_file(out, "--out", ".wav")
+        checks.input_dir(model, "--model", hint="give a finished controlnet run folder")
+        text = checks.script_text(script, "--script")
+        if video is not None:
+            checks.script_fits(text, checks.video_file(video, "--video"), "--script")
+        elif seconds is not None:
+            checks.script_fits(text, checks.slot_seconds(seconds, "--seconds"), "--script")
+        else:
+            raise InputError("give --video (the slot and the lips) or --seconds (the slot)")
+        checks.prompt_wav(prompt, "--prompt")
         from dubops.audio import read_wav, write_wav
         from dubops.speech.generator import SpeechGenerator
 
@@ -236,7 +246,7 @@ def speak_command(
         if conclusion is not None:
             parts = [p.strip() for p in conclusion.split(",")]
             if len(parts) != 4:
-                raise ValueError(
+                raise InputError(
                     "--conclusion needs four comma-separated values: scene_type,gender,age,emotion"
                 )
             fields = dict(zip(("scene_type", "gender", "age", "emotion"), parts, strict=True))

@@ -16,9 +16,10 @@ import yaml
 from pydantic import ValidationError
 
 from dubops.config.models import DubOpsConfig
+from dubops.errors import DubOpsError
 
 
-class ConfigError(ValueError):
+class ConfigError(DubOpsError, ValueError):
     """A configuration problem with a message that names the field and the fix."""
 
 
@@ -50,7 +51,7 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split ``"synth.clips=50"`` into ``(["synth", "clips"], 50)``; values are YAML."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like section.field=value")
+        raise ConfigError(f"--set {item!r}: must look like section.field=value")
     key, raw = item.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
@@ -76,7 +77,7 @@ def _format_errors(exc: ValidationError) -> str:
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "(root)"
         lines.append(f"{field}: {err['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    return "invalid configuration (preset, --config or --set):\n  " + "\n  ".join(lines)
 
 
 def load_config(
@@ -100,7 +101,14 @@ def load_config(
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        data = _deep_merge(data, yaml.safe_load(path.read_text()) or {})
+        try:
+            extra = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            where = " ".join(str(exc).split())
+            raise ConfigError(f"--config {path}: not valid UTF-8 YAML ({where})") from None
+        if not isinstance(extra, dict):
+            raise ConfigError(f"--config {path}: must be a mapping of sections, e.g. synth: {{}}")
+        data = _deep_merge(data, extra)
     for item in overrides or []:
         parts, value = parse_override(item)
         _apply_override(data, parts, value)

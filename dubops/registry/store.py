@@ -46,21 +46,22 @@ def registry_client(config: DubOpsConfig, read_only: bool = False) -> MlflowClie
     ``read_only`` (listing, loading a model) opens an existing store only: looking
     must not create an empty ``mlruns.db`` or an experiment.
     """
-    import mlflow
-
     from dubops.errors import TrackingStoreError
-    from dubops.tracking import configure_tracking, open_store_read_only
+    from dubops.tracking import configure_tracking, open_store_read_only, require_store
+
+    if read_only:
+        try:  # a file check before MLflow's seconds of import
+            require_store(config.tracking)
+        except TrackingStoreError as exc:
+            raise RegistryError(
+                f"the registry has no model {config.registry.model_name!r} yet: {exc}"
+            ) from None
+    import mlflow
 
     if not read_only:
         configure_tracking(config.tracking)
         return mlflow.MlflowClient()
-    try:
-        uri = open_store_read_only(config.tracking)
-    except TrackingStoreError as exc:
-        raise RegistryError(
-            f"the registry has no model {config.registry.model_name!r} yet: {exc}"
-        ) from None
-    return mlflow.MlflowClient(uri)
+    return mlflow.MlflowClient(open_store_read_only(config.tracking))
 
 
 def model_exists(client: MlflowClient, name: str) -> bool:
