@@ -239,11 +239,12 @@ def evaluate(
 
 def _check_corpus(lib, data: Path) -> None:
     from dubops.data.layout import CorpusLayout, manifest_hash
+    from dubops.errors import InputError
     from dubops.feature_store.layout import BUILD_HINT, LibraryError
 
     manifest = CorpusLayout(data).manifest
     if not manifest.is_file():
-        raise FileNotFoundError(f"--data: no manifest at {manifest}")
+        raise InputError(f"--data: no manifest at {manifest}")
     if manifest_hash(manifest) != lib.info.manifest_hash:
         raise LibraryError(
             f"library {lib.layout.root} was built from another corpus than {data}; "

@@ -20,6 +20,7 @@ from dubops.cli.common import (
     user_errors,
 )
 from dubops.cli.train import DataOption, MinutesOption, MlflowOption, ResumeOption
+from dubops.errors import InputError
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
 
@@ -160,9 +161,9 @@ def _reason(model, data, split, video, script, baseline, batch_size, max_clips, 
     torch.set_num_threads(threads)
     if video is not None:
         if script is None:
-            raise ValueError("--video needs --script (the line the clip's speaker says)")
+            raise InputError("--video needs --script (the line the clip's speaker says)")
         if model is None:
-            raise ValueError("--video needs --model (a trained reasoner folder)")
+            raise InputError("--video needs --model (a trained reasoner folder)")
         reasoner = Reasoner.from_dir(model)
         result = reasoner.reason([video], [script])[0]
         return [_record(video.stem, result)]
@@ -174,7 +175,7 @@ def _reason(model, data, split, video, script, baseline, batch_size, max_clips, 
     if baseline is not None:
         return majority_answers(data, rows) if baseline == "majority" else _bad_baseline(baseline)
     if model is None:
-        raise ValueError("pass --model (a trained reasoner folder) or --baseline majority")
+        raise InputError("pass --model (a trained reasoner folder) or --baseline majority")
     reasoner = Reasoner.from_dir(model)
     from dubops.cli.common import progress_bar
 
@@ -190,7 +191,7 @@ def _reason(model, data, split, video, script, baseline, batch_size, max_clips, 
 
 
 def _bad_baseline(name: str):
-    raise ValueError(f"--baseline {name!r} is unknown; the one reasoning baseline is 'majority'")
+    raise InputError(f"--baseline {name!r} is unknown; the one reasoning baseline is 'majority'")
 
 
 def _record(clip_id: str, result: Any) -> dict[str, Any]:
