@@ -224,6 +224,9 @@ def run_step(
                     parent_run_id=parent,
                 )
                 result = body(ctx)
+                if "torch" in sys.modules:  # the threads the stage trained with
+                    threads = sys.modules["torch"].get_num_threads()
+                    tracker.set_tags({"dubops.env.torch_threads": str(threads)})
                 record = StepRecord(
                     step=step,
                     key=key,

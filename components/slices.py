@@ -50,6 +50,7 @@ STEP_SLICES: dict[str, tuple[str, ...]] = {
         "speech.controlnet",
         "speech.duration",
         "speech.controlnet_training",
+        "speech.pretrained_controlnet",
         "pipeline.stage_minutes",
     ),
     "train_extractors": ("audio", "video", "emotion", "pipeline.stage_minutes"),

@@ -190,8 +190,9 @@ class PipelineConfig(_Section):
     stage_minutes: float | None = Field(
         None,
         gt=0,
-        description="time limit of every training step, overriding each stage's max_minutes "
-        "(a stage stops cleanly with its model); None: the stages' own limits",
+        description="safety limit of every training step, replacing each stage's max_minutes: "
+        "a step still short of its updates after this wall time fails (budgets are updates, "
+        "so a busy machine trains the same model, later); None: the stages' own limits",
     )
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)

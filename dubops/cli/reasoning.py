@@ -33,8 +33,7 @@ def _report(result: Any, as_json: bool) -> None:
         return
     v = result.validation
     err_console().print(
-        f"[bold green]{result.stage}[/] {result.steps} steps in {result.minutes} min"
-        f"{' (stopped at the time limit)' if result.stopped_early else ''}; validation: "
+        f"[bold green]{result.stage}[/] {result.steps} steps in {result.minutes} min; validation: "
         f"format {v.get('format_validity', float('nan')):.3f}, "
         f"scene type {v.get('scene_type_accuracy', float('nan')):.3f}, "
         f"gender {v.get('gender_accuracy', float('nan')):.3f}, "

@@ -1,7 +1,7 @@
 """Train one extractor's network on cached inputs, and score it.
 
 The loop shape of the other trainers, kept small: ``train_step`` on a shuffled
-minibatch, an epoch cadence, a wall-clock deadline checked between steps.
+minibatch, an epoch cadence, the stage's ``max_minutes`` safety limit checked between epochs.
 Inputs arrive already prepared (decoded, cropped, embedded, mel'd) once per
 clip, so an epoch costs only the network.
 
@@ -10,9 +10,7 @@ Shapes: ``b`` batch, ``k`` emotion classes.
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,8 +20,8 @@ import torch.nn.functional as nnf
 
 from dubops.emotion.extractors.base import TrainedExtractor
 from dubops.emotion.settings import FitSettings
+from dubops.safety_limit import SafetyLimit
 
-logger = logging.getLogger(__name__)
 # Image inputs that a left-right flip leaves with the same emotion.
 _FLIPPABLE = ("frames", "crops")
 
@@ -71,7 +69,7 @@ def fit_extractor(
     labels: np.ndarray,
     fit: FitSettings,
     seed: int,
-    deadline: float | None = None,
+    limit: SafetyLimit | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> int:
     """Train ``extractor.net`` on the prepared training clips.
@@ -82,7 +80,7 @@ def fit_extractor(
         labels: emotion index per clip.
         fit: epochs, learning rate, weight decay, batch size.
         seed: shuffling and augmentation seed.
-        deadline: ``time.monotonic()`` value after which training stops early.
+        limit: the stage's safety limit; past it, training fails (never stops short).
         on_epoch: ``on_epoch(epoch, mean_loss)`` after each epoch.
 
     Returns:
@@ -120,12 +118,6 @@ def fit_extractor(
         mean_loss = float(np.mean(losses)) if losses else float("nan")
         if on_epoch is not None:
             on_epoch(epoch, mean_loss)
-        if deadline is not None and time.monotonic() > deadline and epoch < fit.epochs:
-            logger.warning(
-                "%s extractor: time budget reached after %d of %d epochs",
-                extractor.name,
-                epoch,
-                fit.epochs,
-            )
-            break
+        if limit is not None:
+            limit.check(epoch, fit.epochs)
     return epoch

@@ -24,6 +24,7 @@ import numpy as np
 
 from dubops.data.schema import EMOTIONS
 from dubops.fileio import write_json
+from dubops.safety_limit import SafetyLimit
 
 if TYPE_CHECKING:
     from dubops.config import DubOpsConfig
@@ -106,8 +107,8 @@ def train_extractors(
         data_dir: the corpus folder.
         out_dir: where the extractors go.
         tracker: MLflow run to log params, metrics and the summary into.
-        max_minutes: wall-clock budget (default ``emotion.max_minutes``); each
-            modality gets an equal share of what is left when it starts.
+        max_minutes: safety limit (default ``emotion.max_minutes``): past it the
+            stage fails; the budget itself is each modality's ``fit.epochs``.
         progress: ``progress(done, total)`` over clip decoding then epochs.
     """
     import torch
@@ -121,7 +122,7 @@ def train_extractors(
     cfg = config.emotion
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     budget = max_minutes if max_minutes is not None else cfg.max_minutes
-    deadline = None if budget is None else started + 60.0 * budget
+    limit = SafetyLimit("train_extractors", budget, started)
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
 
@@ -155,13 +156,12 @@ def train_extractors(
     versions: dict[str, str] = {}
     epochs: dict[str, int] = {}
     seconds: dict[str, float] = {}
-    for i, name in enumerate(MODALITIES):
+    for name in MODALITIES:
         t0 = time.monotonic()
         extractor = extractors[name]
         train_prepared = [prepared[name][j] for j in train_idx]
         if name == "audio":
             _set_mel_statistics(extractor, train_prepared)
-        share = None if deadline is None else t0 + (deadline - t0) / (len(MODALITIES) - i)
 
         def on_epoch(epoch: int, loss: float, name: str = name) -> None:
             tick()
@@ -169,9 +169,8 @@ def train_extractors(
                 tracker.log_metrics({f"{name}_train_loss": loss}, step=epoch)
 
         epochs[name] = fit_extractor(
-            extractor, train_prepared, labels[train_idx], fits[name], cfg.seed, share, on_epoch
+            extractor, train_prepared, labels[train_idx], fits[name], cfg.seed, limit, on_epoch
         )
-        done += fits[name].epochs - epochs[name]  # epochs skipped by the deadline
         accuracy[name] = _accuracy(predict(extractor, prepared[name]), labels, splits)
         seconds[name] = round(time.monotonic() - t0, 1)
         versions[name] = extractor.save(

@@ -71,7 +71,7 @@ def train_graph(
         library_dir: a built footage library (``dubops library build``).
         out_dir: the run folder.
         resume: continue from ``out_dir``'s latest checkpoint.
-        max_minutes: stop cleanly after this (overrides ``graph.training.max_minutes``).
+        max_minutes: safety limit replacing ``graph.training.max_minutes`` (fails the stage).
         tracker: a :class:`dubops.tracking.Tracker` or None.
         ablation: a Table 2 ablation name (overrides ``graph.ablation``).
 
@@ -149,7 +149,8 @@ def train_graph(
             named[f"val{i}"] = (dub_clip_mel(m, item, prompt, len(ref), speech, footage=clip), ref)
         return write_samples(folder, named, config)
 
-    trainer = Trainer(model, with_time_limit(graph.training, max_minutes), out, tracker, sample_fn)
+    limited = with_time_limit(graph.training, max_minutes)
+    trainer = Trainer(model, limited, out, tracker, sample_fn, stage="graph_synthesizer")
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, model, use_ema=True)

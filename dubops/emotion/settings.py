@@ -95,7 +95,10 @@ class ExtractorsConfig(_Section):
     seed: int = 0
     torch_threads: int = Field(1, ge=1)
     max_minutes: float | None = Field(
-        8.0, gt=0, description="wall-clock budget of `dubops train extractors` (None: no limit)"
+        30.0,
+        gt=0,
+        description="safety limit of `dubops train extractors`: past it the stage fails "
+        "(the budget is each modality's fit.epochs; None: no limit)",
     )
     # Cosine-classifier scale: the head compares unit embeddings with unit class
     # weights, so training shapes the very space cosine retrieval searches.

@@ -1,7 +1,8 @@
 """Trainer callbacks shared by the SFT and MPO stages: time limit, MLflow, validation.
 
-They keep TRL's trainers unchanged and add what our stages promise: a clean
-stop on ``--max-minutes`` (with a checkpoint, so ``--resume`` continues),
+They keep TRL's trainers unchanged and add what our stages promise: the
+``max_minutes`` safety limit (a checkpoint, then the stage fails; ``--resume``
+continues it),
 every logged scalar in MLflow through :class:`dubops.tracking.Tracker`, and
 after each epoch the validation clips answered greedily and scored with
 ``dubops eval``'s reasoning metrics (format validity, accuracies), with a few
@@ -11,7 +12,6 @@ answers saved as a text artifact.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from transformers import TrainerCallback
@@ -20,23 +20,33 @@ from dubops.evaluation.reasoning import score_reasoning
 from dubops.reasoning.inference import Reasoner
 from dubops.reasoning.settings import ReasonerConfig
 from dubops.reasoning.training_data import ClipSet
+from dubops.safety_limit import SafetyLimit
 
 logger = logging.getLogger(__name__)
 
 
 class TimeLimit(TrainerCallback):
-    """Stop (saving a checkpoint) once ``minutes`` of wall time have passed."""
+    """The stage's safety limit: past it, save a checkpoint and stop, then :meth:`enforce`.
 
-    def __init__(self, minutes: float | None) -> None:
-        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
-        self.hit = False
+    Raising inside the callback would lose the checkpoint; the trainer stops first and
+    the stage raises once ``train()`` has returned.
+    """
+
+    def __init__(self, limit: SafetyLimit) -> None:
+        self.limit = limit
+        self.stopped_at: tuple[int, int] | None = None  # (update, of updates)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.hit = True
+        if state.global_step < state.max_steps and self.limit.expired():
+            self.stopped_at = (state.global_step, state.max_steps)
             control.should_save = True
             control.should_training_stop = True
         return control
+
+    def enforce(self) -> None:
+        """Raise :class:`StageTimeLimitError` when the limit stopped the run."""
+        if self.stopped_at is not None:
+            self.limit.check(*self.stopped_at)
 
 
 class TrackMetrics(TrainerCallback):

@@ -40,6 +40,7 @@ from dubops.fileio import write_json
 from dubops.reasoning.parser import Conclusion, ReasoningParseError, parse_answer
 from dubops.reasoning.settings import MPOSettings
 from dubops.reasoning.training_data import ClipSet, corpus_rejected, load_clips
+from dubops.safety_limit import SafetyLimit
 
 logger = logging.getLogger(__name__)
 
@@ -195,14 +196,13 @@ def sample_own_answers(
     clips: ClipSet,
     count: int,
     temperature: float,
-    deadline: float | None = None,
+    limit: SafetyLimit | None = None,
     batch_size: int = 8,
 ) -> list[list[str]]:
-    """Up to ``count`` sampled answers of the SFT model per clip.
+    """``count`` sampled answers of the SFT model per clip (batch by batch).
 
-    Sampling stops at ``deadline`` (``time.monotonic()``), so a time-limited stage
-    keeps time to train on what it has: clips are visited round by round, batch by
-    batch, and a clip may end with fewer samples than the others.
+    ``limit`` is the stage's safety limit: past it the stage fails rather than train
+    on fewer pairs than configured.
     """
     from tqdm.auto import tqdm
 
@@ -211,9 +211,8 @@ def sample_own_answers(
     with tqdm(total=count * len(clips), desc="sampling SFT answers") as bar:
         for _ in range(count):
             for start in range(0, len(clips), batch_size):
-                if deadline is not None and time.monotonic() > deadline:
-                    logger.info("sampling stopped at its time share")
-                    return answers
+                if limit is not None:
+                    limit.check(bar.n, count * len(clips))
                 stop = start + batch_size
                 results = reasoner.reason(
                     list(rows.video_path[start:stop]),
@@ -251,7 +250,7 @@ def train_mpo(
 
     began = time.monotonic()
     m = config.reasoning.mpo
-    minutes = max_minutes or m.max_minutes
+    limit = SafetyLimit("reasoner_mpo", max_minutes or m.max_minutes, began)
     if m.torch_threads:
         torch.set_num_threads(m.torch_threads)
     out = Path(out_dir)
@@ -267,20 +266,14 @@ def train_mpo(
     before = validate(model, processor, rc, val) if len(val) else {}
     before.pop("samples", None)
     torch.manual_seed(m.seed)
-    # Sampling may use half of a time-limited stage; training gets the rest.
-    sampling_deadline = None if minutes is None else began + 30 * minutes
-    own = sample_own_answers(
-        reasoner, train, m.own_samples, m.sample_temperature, sampling_deadline
-    )
+    own = sample_own_answers(reasoner, train, m.own_samples, m.sample_temperature, limit)
     eos = processor.tokenizer.eos_token
     rows, counts = preference_rows(train, reasoner.prompt, eos, m, own)
     logger.info("MPO pairs: %d (%s)", len(rows), counts)
     if tracker is not None:
         tracker.log_params({f"mpo_pairs_{k}": v for k, v in counts.items()})
     model.train()
-    limit = TimeLimit(
-        None if minutes is None else max(minutes - (time.monotonic() - began) / 60, 0.05)
-    )
+    stopper = TimeLimit(limit)
     args = DPOConfig(
         **trainer_args(m, rc, out, len(rows)),
         beta=m.beta,
@@ -295,7 +288,7 @@ def train_mpo(
         processing_class=processor,
         data_collator=RewardLabelCollator(DataCollatorForVisionPreference(processor=processor)),
         callbacks=[
-            limit,
+            stopper,
             TrackMetrics(tracker, "mpo"),
             ValidateEachEpoch(processor, rc, val, tracker, "mpo"),
         ],
@@ -303,9 +296,10 @@ def train_mpo(
         accuracy_weight=m.accuracy_weight,
     )
     output = trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
+    stopper.enforce()
     extra = {"validation_before": before, "pairs": counts}
     result = finish_stage(
-        "reasoner_mpo", trainer, output, limit.hit, (rc, processor, val), began, tracker, extra
+        "reasoner_mpo", trainer, output, (rc, processor, val), began, tracker, extra
     )
     return _guard(result, before, sft_dir, rc, m, tracker)
 

@@ -59,7 +59,12 @@ class ReasonerTrainConfig(_Section):
     grad_accumulation_steps: int = Field(1, ge=1)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    max_minutes: float | None = Field(None, gt=0, description="stop cleanly after this wall time")
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="safety limit: a stage still short of its epochs after this wall time "
+        "saves a checkpoint and fails (the budget is epochs, not minutes)",
+    )
     torch_threads: int | None = Field(None, ge=1)
     eval_clips: int = Field(64, ge=0, description="validation clips generated after each epoch")
     train_clips: int | None = Field(

@@ -21,6 +21,7 @@ from dubops.config.models import DubOpsConfig
 from dubops.fileio import write_json
 from dubops.reasoning.settings import ReasonerConfig, ReasonerTrainConfig
 from dubops.reasoning.training_data import ClipSet, load_clips, sft_rows, text_corpus
+from dubops.safety_limit import SafetyLimit
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,12 @@ class ReasonerStageResult:
     steps: int
     train_loss: float | None
     minutes: float
-    stopped_early: bool
     validation: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def initial_model(
-    rc: ReasonerConfig, train: ClipSet, val: ClipSet, tracker: Any, deadline: float | None
+    rc: ReasonerConfig, train: ClipSet, val: ClipSet, tracker: Any, limit: SafetyLimit | None
 ) -> tuple[Any, Any]:
     """(model, processor) before SFT: built and warmed up (tiny) or loaded (pretrained)."""
     from dubops.reasoning.model import build_processor, build_tiny, load_pretrained, vision_tower
@@ -76,7 +76,7 @@ def initial_model(
             w.batch_size,
             val=(pixels(val), clip_targets(list(val.rows.itertuples()))) if len(val) else None,
             on_epoch=log,
-            deadline=deadline,
+            limit=limit,
         )
         logger.info("vision warm-up: %s", metrics)
     return model, processor
@@ -137,7 +137,7 @@ def train_sft(
 
     began = time.monotonic()
     rc, t = config.reasoning, config.reasoning.sft
-    minutes = max_minutes or t.max_minutes
+    limit = SafetyLimit("reasoner_sft", max_minutes or t.max_minutes, began)
     if t.torch_threads:
         torch.set_num_threads(t.torch_threads)
     out = Path(out_dir)
@@ -151,35 +151,31 @@ def train_sft(
     else:
         # A pretrained start is its checkpoint plus fresh adapters: nothing to save
         # (TRL's checkpoint holds the adapters on resume).
-        deadline = None if minutes is None else began + 60 * minutes
-        model, processor = initial_model(rc, train, val, tracker, deadline)
+        model, processor = initial_model(rc, train, val, tracker, limit)
         if rc.model == "tiny":
             save_reasoner(model, processor, rc, init)
     if rc.model == "tiny" and rc.warmup.freeze_after:
         vision_tower(model).requires_grad_(False)
     prompt_of = Reasoner(model, processor, rc).prompt
     dataset = Dataset.from_list(sft_rows(train, prompt_of, processor.tokenizer.eos_token))
-    remaining = None if minutes is None else minutes - (time.monotonic() - began) / 60
-    limit = TimeLimit(None if remaining is None else max(remaining, 0.05))
+    stopper = TimeLimit(limit)
     validator = ValidateEachEpoch(processor, rc, val, tracker, "sft")
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**trainer_args(t, rc, out, len(dataset)), completion_only_loss=True),
         train_dataset=dataset,
         processing_class=processor,
-        callbacks=[limit, TrackMetrics(tracker, "sft"), validator],
+        callbacks=[stopper, TrackMetrics(tracker, "sft"), validator],
     )
     output = trainer.train(resume_from_checkpoint=last_checkpoint(out) if resume else None)
-    return finish_stage(
-        "reasoner_sft", trainer, output, limit.hit, (rc, processor, val), began, tracker
-    )
+    stopper.enforce()
+    return finish_stage("reasoner_sft", trainer, output, (rc, processor, val), began, tracker)
 
 
 def finish_stage(
     stage: str,
     trainer: Any,
     output: Any,
-    stopped_early: bool,
     validation: tuple[ReasonerConfig, Any, ClipSet],  # config, processor, clips
     began: float,
     tracker: Any,
@@ -200,7 +196,6 @@ def finish_stage(
         steps=int(trainer.state.global_step),
         train_loss=float(output.training_loss) if output.training_loss else None,
         minutes=round((time.monotonic() - began) / 60, 2),
-        stopped_early=stopped_early,
         validation=scores,
         extra=extra or {},
     )

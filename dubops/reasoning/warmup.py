@@ -14,13 +14,13 @@ tower's tokens, which the LLaVA projector reads, now carry the labels.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.safety_limit import SafetyLimit
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def warm_up_vision(
     val: tuple[Any, dict[str, np.ndarray]] | None = None,
     seed: int = 0,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-    deadline: float | None = None,
+    limit: SafetyLimit | None = None,
 ) -> dict[str, float]:
     """Train ``tower`` (in place) with classification heads; return the last metrics.
 
@@ -133,9 +133,8 @@ def warm_up_vision(
             metrics |= _accuracy(tower, heads, val[0], val[1], images_per_clip)
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-        if deadline is not None and time.monotonic() > deadline:
-            logger.info("vision warm-up stopped at its time limit after epoch %d", epoch + 1)
-            break
+        if limit is not None:
+            limit.check(epoch + 1, epochs)
     tower.eval()
     return metrics
 

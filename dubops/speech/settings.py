@@ -155,4 +155,13 @@ class SpeechConfig(_Section):
     controlnet_training: TrainConfig = TrainConfig(lr=1e-4, warmup_steps=500)
     vocoder: Literal["griffin-lim", "vocos"] = "griffin-lim"
     vocoder_path: str | None = None
-    pretrained_dit: str | None = Field(None, description="local F5-TTS checkpoint to start from")
+    pretrained_dit: str | None = Field(
+        None,
+        description="local DiT checkpoint to start stage 2.1 from: an F5-TTS release, or one "
+        "of ours (its vocab.json beside it keeps the phoneme ids)",
+    )
+    pretrained_controlnet: str | None = Field(
+        None,
+        description="dubbing.safetensors to start stage 2.2 from (the shipped base or the "
+        "champion's), with the same controlnet / duration shapes",
+    )

@@ -28,6 +28,7 @@ from dubops.audio import write_wav
 from dubops.config import DubOpsConfig
 from dubops.data.datasets import PhonemeVocab, load_manifest
 from dubops.fileio import write_json
+from dubops.speech.base_checkpoint import verify_base
 from dubops.speech.cfm import FlowMatching
 from dubops.speech.checkpoint import load_weights
 from dubops.speech.data import (
@@ -40,6 +41,7 @@ from dubops.speech.data import (
 from dubops.speech.dit import DiT
 from dubops.speech.dubbing_model import DubbingModel
 from dubops.speech.generator import dub_clip_mel
+from dubops.speech.pretrained import CheckpointError
 from dubops.speech.settings import SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
 from dubops.speech.train_config import TrainConfig
@@ -63,7 +65,6 @@ class StageResult:
     train_loss: float | None
     val_loss: float | None
     minutes: float
-    stopped_early: bool
 
 
 def build_flow(speech: SpeechConfig) -> FlowMatching:
@@ -95,12 +96,51 @@ def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, Spe
 
 
 def _vocab(data_dir: Path, speech: SpeechConfig) -> PhonemeVocab:
-    vocab = PhonemeVocab.from_manifest(load_manifest(data_dir))
-    check_vocab_fits(vocab, speech.dit.text_num_embeds)
+    """The corpus's phoneme vocabulary, or the warm-start checkpoint's own.
+
+    A DiT's text embedding rows are indexed by its vocabulary, and a corpus's
+    vocabulary is ordered by frequency: a checkpoint that carries ``vocab.json``
+    beside it keeps its ids, and the corpus must not need symbols it lacks.
+    """
+    corpus = PhonemeVocab.from_manifest(load_manifest(data_dir))
+    beside = Path(speech.pretrained_dit).parent / "vocab.json" if speech.pretrained_dit else None
+    if beside is None or not beside.is_file():
+        check_vocab_fits(corpus, speech.dit.text_num_embeds)
+        return corpus
+    vocab = PhonemeVocab.load(beside)
+    unknown = sorted(set(corpus.symbols) - set(vocab.symbols))
+    if unknown:
+        raise CheckpointError(
+            f"speech.pretrained_dit {speech.pretrained_dit}: the corpus uses phonemes its "
+            f"vocabulary lacks ({' '.join(unknown[:10])}); train from scratch "
+            "(--set speech.pretrained_dit=null) or on a corpus with the same phoneme set"
+        )
     return vocab
 
 
+def load_controlnet_start(model: DubbingModel, path: str | Path) -> None:
+    """Warm-start stage 2.2 from a ``dubbing.safetensors`` (a shipped base or the champion).
+
+    Only the stage-2.2 parts are read; the DiT is the frozen one already loaded.
+    """
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise CheckpointError(
+            f"speech.pretrained_controlnet {path} does not exist; pass a dubbing.safetensors "
+            "or --set speech.pretrained_controlnet=null"
+        )
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
+    if unexpected or stray:
+        raise CheckpointError(
+            f"speech.pretrained_controlnet {path} does not fit speech.controlnet / "
+            f"speech.duration: unexpected {unexpected[:5]}, missing {stray[:5]}"
+        )
+
+
 def with_time_limit(train: TrainConfig, max_minutes: float | None) -> TrainConfig:
+    """``train`` with its ``max_minutes`` safety limit replaced when one is given."""
     return train if max_minutes is None else train.model_copy(update={"max_minutes": max_minutes})
 
 
@@ -174,7 +214,6 @@ def finish_stage(
         train_loss=result.train_loss,
         val_loss=result.val_loss,
         minutes=round((time.time() - start) / 60, 2),
-        stopped_early=result.stopped_early,
     )
     previous = out / "stage.json"
     extra = json.loads(previous.read_text()) if previous.is_file() else {}
@@ -196,6 +235,8 @@ def pretrain_dit(
     start = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     speech = config.speech
+    if speech.pretrained_dit:
+        verify_base(Path(speech.pretrained_dit).parent)
     vocab = _vocab(data_dir, speech)
     start_run_folder(out, vocab, speech)
     train = UtteranceDataset(data_dir, config.audio, ["train"], vocab, include_prompts=True)
@@ -219,7 +260,8 @@ def pretrain_dit(
             named[f"val{i}"] = (torch.cat([prompt, mel]), ref)
         return write_samples(folder, named, config)
 
-    trainer = Trainer(flow, with_time_limit(speech.pretrain, max_minutes), out, tracker, sample_fn)
+    limited = with_time_limit(speech.pretrain, max_minutes)
+    trainer = Trainer(flow, limited, out, tracker, sample_fn, stage="dit_pretrain")
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, flow, use_ema=True)
@@ -249,6 +291,9 @@ def tune_controlnet(
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
     train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
     model = DubbingModel(flow, speech, len(vocab))
+    if speech.pretrained_controlnet:
+        verify_base(Path(speech.pretrained_controlnet).parent)
+        load_controlnet_start(model, speech.pretrained_controlnet)
     mode = speech.text_mode
 
     def collate(items):
@@ -261,9 +306,8 @@ def tune_controlnet(
             named[f"val{i}"] = (mel, ref)
         return write_samples(folder, named, config)
 
-    trainer = Trainer(
-        model, with_time_limit(speech.controlnet_training, max_minutes), out, tracker, sample_fn
-    )
+    limited = with_time_limit(speech.controlnet_training, max_minutes)
+    trainer = Trainer(model, limited, out, tracker, sample_fn, stage="controlnet_tune")
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, model, use_ema=True)

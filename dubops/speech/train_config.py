@@ -58,7 +58,10 @@ class TrainConfig(BaseModel):
     )
     seed: int = 0
     max_minutes: float | None = Field(
-        None, gt=0, description="stop cleanly (with a checkpoint) after this wall time"
+        None,
+        gt=0,
+        description="safety limit: a run still short of total_steps after this wall time "
+        "saves a checkpoint and fails (budgets are updates; a busy machine is only slower)",
     )
     find_unused_parameters: bool = Field(
         True, description="DDP: guidance dropout leaves branches unused in some steps"

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import nn
 
+from dubops.errors import StageTimeLimitError
 from dubops.speech.batching import DynamicBatchSampler
 from dubops.speech.checkpoint import (
     capture_rng_state,
@@ -79,7 +80,6 @@ class TrainResult:
     train_loss: float | None  # mean over the last logging window
     val_loss: float | None  # the last validation (EMA weights)
     checkpoint: Path | None
-    stopped_early: bool  # max_minutes ran out before total_steps
     elapsed_s: float
 
 
@@ -160,6 +160,7 @@ class Trainer:
         sample_fn: ``(model, step, folder) -> files`` called with the EMA weights
             every ``sample_every`` updates on rank 0; the files become artifacts.
         device: default ``cuda:LOCAL_RANK`` when CUDA is there, else CPU.
+        stage: the pipeline step this run is, named by the ``max_minutes`` error.
     """
 
     def __init__(
@@ -170,6 +171,7 @@ class Trainer:
         tracker: Tracker | None = None,
         sample_fn: SampleFn | None = None,
         device: str | torch.device | None = None,
+        stage: str = "training",
     ) -> None:
         if not callable(getattr(model, "training_loss", None)):
             raise ValueError(f"{type(model).__name__} has no training_loss(batch) method")
@@ -178,6 +180,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.tracker = tracker
         self.sample_fn = sample_fn
+        self.stage = stage
         if device is None:
             local = int(os.environ.get("LOCAL_RANK", "0"))
             device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
@@ -203,7 +206,11 @@ class Trainer:
         resume: bool = False,
         stop_at: int | None = None,
     ) -> TrainResult:
-        """Train to ``total_steps`` (or ``stop_at``, or ``max_minutes``), checkpointing at the end.
+        """Train to ``total_steps`` (or ``stop_at``), checkpointing at the end.
+
+        Raises:
+            StageTimeLimitError: ``max_minutes`` ran out first (a checkpoint is kept).
+
 
         Args:
             train_dataset: indexable items that ``collate_fn`` turns into a batch dict.
@@ -367,7 +374,7 @@ class Trainer:
         batches = self._batches(train_dataset, collate_fn)
         window, last = _Window(), {"train": None, "val": None}
         saved_at = self.step if self.step > 0 else None
-        stopped_early = False
+        self._origin = (start, self.step, end)  # for progress lines without a terminal
         bar = tqdm(
             total=end,
             initial=self.step,
@@ -390,10 +397,13 @@ class Trainer:
             if _due(cfg.save_every, self.step):
                 self._save()
                 saved_at = self.step
-            if cfg.max_minutes is not None and self._out_of_time(start):
-                stopped_early = self.step < end
-                logger.info("max_minutes (%s) reached at update %d", cfg.max_minutes, self.step)
-                break
+            if cfg.max_minutes is not None and self.step < end and self._out_of_time(start):
+                # A safety limit, not a budget: keep a checkpoint for --resume, then fail
+                # rather than hand on a model with fewer updates than configured.
+                bar.close()
+                if saved_at != self.step:
+                    self._save()
+                raise StageTimeLimitError(self.stage, cfg.max_minutes, self.step, end)
         bar.close()
         if window.updates:
             last["train"] = self._log_window(window, bar)
@@ -405,7 +415,6 @@ class Trainer:
             last["train"],
             last["val"],
             checkpoint,
-            stopped_early,
             time.monotonic() - start,
         )
 
@@ -465,8 +474,19 @@ class Trainer:
         }
         if self.is_main:
             bar.set_postfix(loss=f"{metrics['train/loss']:.4f}")
-            if bar.disable:
-                logger.info("update %d: loss %.4f", self.step, metrics["train/loss"])
+            if bar.disable:  # no terminal (a pipeline step, a log file): progress as lines
+                began, first, total = self._origin
+                elapsed, done = time.monotonic() - began, max(self.step - first, 1)
+                left = elapsed / done * (total - self.step)
+                logger.info(
+                    "%s update %d/%d: loss %.4f (%.1f s/update, ~%.0f s left)",
+                    self.stage,
+                    self.step,
+                    total,
+                    metrics["train/loss"],
+                    elapsed / done,
+                    left,
+                )
             if self.tracker is not None:
                 self.tracker.log_metrics(metrics, step=self.step)
         return metrics["train/loss"]

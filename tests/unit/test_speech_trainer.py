@@ -11,6 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from dubops.errors import StageTimeLimitError
 from dubops.speech.batching import DynamicBatchSampler, pack_by_frames
 from dubops.speech.checkpoint import (
     EMA_FILE,
@@ -243,11 +244,21 @@ def test_checkpoints_are_safetensors_pruned_and_loadable(tmp_path: Path) -> None
     assert tracker.artifacts[0][1] == "samples/step_00000003"
 
 
-def test_max_minutes_stops_after_one_update_with_a_checkpoint(tmp_path: Path) -> None:
-    result = _fit(tmp_path, _model(), _config(max_minutes=1e-9))
-    assert result.stopped_early and result.step == 1
-    assert result.checkpoint == tmp_path / "checkpoints" / "step_00000001"
-    assert (result.checkpoint / MODEL_FILE).is_file()
+def test_max_minutes_fails_the_run_after_a_checkpoint_and_resume_finishes_it(
+    tmp_path: Path,
+) -> None:
+    """The limit is a safety net: it raises (naming the setting) instead of returning a
+    model with fewer updates, and the checkpoint it leaves lets --resume finish the run
+    to the same weights as an unlimited one."""
+    with pytest.raises(StageTimeLimitError, match=r"max_minutes safety limit .* after 1 of 8 updates"):
+        _fit(tmp_path / "limited", _model(), _config(max_minutes=1e-9))
+    checkpoint = tmp_path / "limited" / "checkpoints" / "step_00000001"
+    assert (checkpoint / MODEL_FILE).is_file()
+    resumed, straight = _model(), _model()
+    _fit(tmp_path / "limited", resumed, _config(), resume=True)
+    _fit(tmp_path / "straight", straight, _config())
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
 
 
 def test_evaluation_and_sampling_leave_the_training_stream_unchanged(tmp_path: Path) -> None:
