@@ -8,9 +8,11 @@ splits (the speech stages' own training settings, MPO's apart from SFT's).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from dubops.config import DubOpsConfig
+from dubops.fileio import sha256_file
 
 STEP_SLICES: dict[str, tuple[str, ...]] = {
     "validate_data": ("audio",),
@@ -74,8 +76,16 @@ STEP_SLICES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Settings that name a file whose content, not only its path, shapes the step's output.
+CONTENT_SETTINGS = ("speech.pretrained_dit", "speech.pretrained_controlnet")
+
+
 def config_slice(config: DubOpsConfig, step: str) -> dict[str, Any]:
-    """``{dotted path: value}`` of the settings ``step`` reads."""
+    """``{dotted path: value}`` of the settings ``step`` reads.
+
+    A warm-start checkpoint enters as its path and its SHA-256, so a retrained base
+    at the same path is a new key.
+    """
     data = config.model_dump(mode="json")
     out: dict[str, Any] = {}
     for path in STEP_SLICES[step]:
@@ -85,4 +95,6 @@ def config_slice(config: DubOpsConfig, step: str) -> dict[str, Any]:
                 raise KeyError(f"config slice of {step}: no setting {path!r}")
             node = node[part]
         out[path] = node
+        if path in CONTENT_SETTINGS and node and Path(node).is_file():
+            out[f"{path}#sha256"] = sha256_file(node)
     return out

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dubops.errors import DubOpsError
 from dubops.fileio import write_json
 
 MARKER = "COMPLETE.json"
@@ -36,7 +37,7 @@ RUNS = "runs"
 FINAL = "_final.json"  # beside the step events of a run; "_" keeps it out of them
 
 
-class StoreBusyError(ValueError):
+class StoreBusyError(DubOpsError, ValueError):
     """Another pipeline run holds the store (a user error: the CLI reports it, exit 2)."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from dubops.errors import DubOpsError
+
 FIELDS: tuple[tuple[str, int, int], ...] = (
     ("second", 0, 59),
     ("minute", 0, 59),
@@ -30,7 +32,7 @@ _EVERY = re.compile(r"@every (\d+(ns|us|ms|s|m|h))+")
 _EXAMPLE = "e.g. '0 0 3 * * *' (03:00 every day)"
 
 
-class CronError(ValueError):
+class CronError(DubOpsError, ValueError):
     """A cron expression Kubeflow would refuse, with what is wrong and an example."""
 
 

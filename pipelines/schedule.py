@@ -19,9 +19,10 @@ from pathlib import Path
 from dubops.pipelines.cron import validate_cron
 
 from dubops.config import DubOpsConfig, config_hash
+from dubops.errors import DubOpsError
 
 
-class KfpServerError(ValueError):
+class KfpServerError(DubOpsError, ValueError):
     """The KFP server could not be reached or refused a request (names the host)."""
 
 

@@ -31,7 +31,12 @@ ResumeOption = Annotated[
 ]
 MinutesOption = Annotated[
     float | None,
-    typer.Option("--max-minutes", min=0.1, help="Stop cleanly (with a checkpoint) after this."),
+    typer.Option(
+        "--max-minutes",
+        min=0.1,
+        help="Safety limit: a stage still short of its updates after this many minutes saves "
+        "a checkpoint and fails (--resume continues it). Budgets are updates, not minutes.",
+    ),
 ]
 MlflowOption = Annotated[bool, off_switch("--no-mlflow", "Do not track the run in MLflow.")]
 

@@ -35,6 +35,7 @@ from dubops.emotion.graph_settings import graph_ablation
 from dubops.fileio import write_json
 
 # The stage helpers shared with the speech stages (run folder, samples, export, summary).
+from dubops.speech.checkpoint import seed_everything
 from dubops.speech.stages import (
     DUBBING_FILE,
     StageResult,
@@ -103,6 +104,7 @@ def train_graph(
     model, vocab, speech = load_dubbing_model(cn_dir)
     cn_stage = json.loads((cn_dir / "stage.json").read_text())
     cn = speech.controlnet
+    seed_everything(graph.training.seed)  # the graph's initial weights are part of the run
     model.emotion_module = EmotionConditioner(graph, cn.visual_dim, cn.emotion_dim)
 
     previous = out / GRAPH_CONFIG

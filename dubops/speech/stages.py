@@ -30,7 +30,7 @@ from dubops.data.datasets import PhonemeVocab, load_manifest
 from dubops.fileio import write_json
 from dubops.speech.base_checkpoint import verify_base
 from dubops.speech.cfm import FlowMatching
-from dubops.speech.checkpoint import load_weights
+from dubops.speech.checkpoint import load_weights, seed_everything
 from dubops.speech.data import (
     MODEL_NOTEXT,
     ClipDataset,
@@ -241,6 +241,7 @@ def pretrain_dit(
     start_run_folder(out, vocab, speech)
     train = UtteranceDataset(data_dir, config.audio, ["train"], vocab, include_prompts=True)
     val = UtteranceDataset(data_dir, config.audio, ["val"], vocab, include_prompts=False)
+    seed_everything(speech.pretrain.seed)  # the random initial weights are part of the run
     flow = build_flow(speech)
     mode = speech.text_mode
 
@@ -290,6 +291,7 @@ def tune_controlnet(
     start_run_folder(out, vocab, speech)
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
     train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
+    seed_everything(speech.controlnet_training.seed)  # initial weights, as the DiT's
     model = DubbingModel(flow, speech, len(vocab))
     if speech.pretrained_controlnet:
         verify_base(Path(speech.pretrained_controlnet).parent)

@@ -46,7 +46,6 @@ def trained(small_synthetic_corpus, tmp_path_factory):
         config,
         small_synthetic_corpus,
         out,
-        max_minutes=5,
         progress=lambda d, t: ticks.append((d, t)),
     )
     return config, out, result, ticks

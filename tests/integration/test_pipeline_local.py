@@ -1,12 +1,14 @@
 """The whole training DAG through kfp.local at the micro preset, with a real MLflow store.
 
-One store, three runs, in order:
+One store, three runs, in order, and a fourth from scratch beside them:
 
 1. a step raises (``speech.pretrained_dit`` names a missing file): that step's run and
    the parent run end FAILED; the branches that do not depend on it still finish;
 2. the same pipeline without the bad setting resumes: every step finished in run 1
    comes from the cache, the rest runs, the registry ends with a champion;
-3. nothing changed: every step is a cache hit, and the champion stays.
+3. nothing changed: every step is a cache hit, and the champion stays;
+4. the same pipeline into a new store and a new MLflow store: every step's weights are
+   bit-identical to runs 1+2's and the evaluation's metrics are equal (determinism).
 
 The cache is asserted through the store's per-run step records, never timings.
 """
@@ -14,6 +16,7 @@ The cache is asserted through the store's per-run step records, never timings.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -45,7 +48,7 @@ def setup(small_synthetic_corpus, tmp_path_factory):
     return small_synthetic_corpus, root, tracking
 
 
-def _run(setup, monkeypatch, *extra: str) -> tuple[int, dict]:
+def _run(setup, monkeypatch, *extra: str, store: str = "store") -> tuple[int, dict]:
     corpus, root, tracking = setup
     for key, value in TRAINING_ENV.items():
         monkeypatch.setenv(key, value)
@@ -53,7 +56,7 @@ def _run(setup, monkeypatch, *extra: str) -> tuple[int, dict]:
         app,
         [
             "pipeline", "run", "--preset", "micro", "--data", str(corpus),
-            "--out", str(root / "store"), "--json", *tracking, *extra,
+            "--out", str(root / store), "--json", *tracking, *extra,
         ],
     )  # fmt: skip
     assert result.stdout.strip(), result.output
@@ -157,3 +160,39 @@ def test_an_unchanged_rerun_hits_the_cache_for_every_step(runs, setup):
     assert int(client.get_model_version_by_alias("dubbing", "champion").version) == 1
     children = _children(client, result["run_id"])
     assert all(r.data.tags["dubops.cached"] == "True" for r in children.values())
+
+
+def _weight_hashes(store: Path, steps: list[dict]) -> dict[str, str]:
+    """``step/relative path -> sha256`` of every weight file a run's steps left."""
+    from dubops.fileio import sha256_file
+
+    hashes = {}
+    for step in steps:
+        folder = store / step["step"] / step["key"]
+        for path in sorted(folder.rglob("*.safetensors")):
+            if "checkpoints" not in path.parts:  # exported weights, not resume state
+                hashes[f"{step['step']}/{path.relative_to(folder)}"] = sha256_file(path)
+    return hashes
+
+
+def test_a_fresh_run_gives_bit_identical_weights_and_equal_metrics(runs, setup, monkeypatch):
+    """Budgets are updates and every stage is seeded (one torch thread each), so two runs
+    of the same config on the same data give the same model, whatever the machine's load."""
+    _, (_, before), _ = runs
+    _, root, _ = setup
+    fresh_tracking = [
+        "--set", f"tracking.tracking_uri=sqlite:///{root}/fresh.db",
+        "--set", f"tracking.artifact_location={root}/fresh-artifacts",
+    ]  # fmt: skip
+    code, again = _run(setup, monkeypatch, *fresh_tracking, store="fresh-store")
+    assert code == 0, again
+    assert {s["step"]: s["key"] for s in again["steps"]} == {
+        s["step"]: s["key"] for s in before["steps"]
+    }
+    first = _weight_hashes(root / "store", before["steps"])
+    second = _weight_hashes(root / "fresh-store", again["steps"])
+    stages = {name.split("/")[0] for name in first}
+    assert {"dit_pretrain", "controlnet_tune", "graph_synthesizer", "reasoner_sft"} <= stages
+    assert first == second
+    metrics = mlflow.MlflowClient(f"sqlite:///{root}/fresh.db").get_run(again["run_id"]).data
+    assert metrics.metrics == _client(setup).get_run(before["run_id"]).data.metrics
