@@ -250,7 +250,9 @@ def test_max_minutes_fails_the_run_after_a_checkpoint_and_resume_finishes_it(
     """The limit is a safety net: it raises (naming the setting) instead of returning a
     model with fewer updates, and the checkpoint it leaves lets --resume finish the run
     to the same weights as an unlimited one."""
-    with pytest.raises(StageTimeLimitError, match=r"max_minutes safety limit .* after 1 of 8 updates"):
+    with pytest.raises(
+        StageTimeLimitError, match=r"max_minutes safety limit .* after 1 of 8 updates"
+    ):
         _fit(tmp_path / "limited", _model(), _config(max_minutes=1e-9))
     checkpoint = tmp_path / "limited" / "checkpoints" / "step_00000001"
     assert (checkpoint / MODEL_FILE).is_file()
