@@ -177,6 +177,7 @@ def run_step(
     from dubops.components.slices import config_slice
 
     from dubops import __version__
+    from dubops.run_environment import one_thread_by_default
     from dubops.tracking import start_run
 
     started = time.time()
@@ -223,7 +224,8 @@ def run_step(
                     tracker=tracker,
                     parent_run_id=parent,
                 )
-                result = body(ctx)
+                with one_thread_by_default():
+                    result = body(ctx)
                 if "torch" in sys.modules:  # the threads the stage trained with
                     threads = sys.modules["torch"].get_num_threads()
                     tracker.set_tags({"dubops.env.torch_threads": str(threads)})

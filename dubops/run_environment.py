@@ -10,8 +10,10 @@ in the config.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
 from typing import Any
@@ -81,3 +83,24 @@ def environment_tags(config: Any | None = None) -> dict[str, str]:
         seeds = config_seeds(config)
         tags["dubops.env.seeds"] = ",".join(f"{k}={v}" for k, v in sorted(seeds.items()))[:5000]
     return tags
+
+
+@contextlib.contextmanager
+def one_thread_by_default() -> Iterator[None]:
+    """Run a pipeline step with one torch thread and single-threaded BLAS unless it asks.
+
+    A float sum split over two threads is added in another order than over one, so a
+    step whose thread count follows the machine's cores (``taskset -c 0`` vs two idle
+    cores) gives other last bits, other retrieval ties, another model. Stages that want
+    more threads set them from their config inside the block (``torch_threads``).
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)

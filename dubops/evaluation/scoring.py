@@ -48,12 +48,16 @@ def init_worker(settings: EvalSettings, threads: int) -> None:
     cores, Resemblyzer's LSTM took 7.5 s per utterance instead of 0.1 s.
     """
     import torch
+    from threadpoolctl import threadpool_limits
 
     from dubops.evaluation.asr import build_recognizer
     from dubops.evaluation.mos import set_dnsmos_threads
     from dubops.evaluation.speaker import SpeakerEncoder
 
     torch.set_num_threads(threads)
+    # NumPy's BLAS too: its thread count would follow the cores, and with it the last
+    # bits of the scores (the same model must score the same on any machine).
+    threadpool_limits(limits=threads)
     set_dnsmos_threads(threads)
     _worker["settings"] = settings
     _worker["speaker"] = SpeakerEncoder()
