@@ -51,8 +51,9 @@ class LocalRun:
 
 
 def steps_config(config: DubOpsConfig, base_dir: Path | None = None) -> DubOpsConfig:
-    """The config the steps get: the MLflow store anchored to absolute paths, so every step
-    (whatever its working folder) logs into the store this process opened the run in."""
+    """The config the steps get: the MLflow store and warm-start checkpoints anchored to
+    absolute paths, so every step (whatever its working folder) logs into the store this
+    process opened the run in and reads the checkpoints the user named."""
     from dubops.tracking import resolve_artifact_location, resolve_tracking_uri
 
     uri = resolve_tracking_uri(config.tracking, base_dir)
@@ -62,7 +63,15 @@ def steps_config(config: DubOpsConfig, base_dir: Path | None = None) -> DubOpsCo
     tracking = config.tracking.model_copy(
         update={"tracking_uri": uri, "artifact_location": location}
     )
-    return config.model_copy(update={"tracking": tracking})
+    # Warm-start checkpoints named relative to where the run was started (configs/demo.yaml).
+    speech = config.speech.model_copy(
+        update={
+            name: str((base_dir or Path.cwd()) / path)
+            for name in ("pretrained_dit", "pretrained_controlnet")
+            if (path := getattr(config.speech, name)) and not Path(path).is_absolute()
+        }
+    )
+    return config.model_copy(update={"tracking": tracking, "speech": speech})
 
 
 def run_locally(

@@ -4,9 +4,10 @@
 config, hundreds of lines of library logging) through ``builtins.print``, and logs its
 own task events to ``sys.stdout`` (which ``--json`` keeps for the result).
 :func:`step_log` takes both: every line goes to the log file; stderr gets the task
-events, the steps' progress lines (``[dubops pipeline] ...``) and a failing step's
-traceback. (Replacing ``builtins.print`` for a while is kfp.local's own way of
-indenting these lines: ``kfp.local.logging_utils.indented_print``.)
+events, the steps' progress lines (``[dubops pipeline] ...`` and the training loops'
+update counts), and a failing step's traceback. (Replacing ``builtins.print`` for a
+while is kfp.local's own way of indenting these lines:
+``kfp.local.logging_utils.indented_print``.)
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ PROGRESS = "[dubops pipeline]"
 # kfp.local's task events worth seeing live (its task output listings are not).
 _EVENTS = re.compile(
     r"Running pipeline|Executing task|finished with status|Skipping (conditional )?task"
+)
+# The training loops' own progress lines (a few per stage: updates done of the budget,
+# loss, time left; the reasoner's validation after each epoch; each extractor's score).
+_LIBRARY_PROGRESS = re.compile(
+    r" INFO dubops\.(speech\.trainer|speech\.duration_refine|reasoning\.callbacks"
+    r"|reasoning\.sft|emotion\.extractor_training): "
 )
 
 
@@ -48,7 +55,11 @@ class _Console:
             elif self.in_traceback and not stripped:
                 self.in_traceback = False
             if stripped and (
-                self.verbose or self.in_traceback or PROGRESS in line or _EVENTS.search(line)
+                self.verbose
+                or self.in_traceback
+                or PROGRESS in line
+                or _EVENTS.search(line)
+                or _LIBRARY_PROGRESS.search(line)
             ):
                 self.echo.write(stripped + "\n")
         return len(text)
