@@ -10,6 +10,8 @@ from typing import Any
 
 from dubops.components.runtime import StepContext, StepResult, run_step
 
+from dubops.errors import InputError
+
 
 def _validate(ctx: StepContext) -> StepResult:
     import json
@@ -29,7 +31,7 @@ def _validate(ctx: StepContext) -> StepResult:
     if ctx.tracker is not None:
         ctx.tracker.log_artifact(folder / "validation.json", "validation")
     if not report.ok:
-        raise ValueError(f"corpus {ctx.data_dir} failed validation:\n{format_report(report)}")
+        raise InputError(f"corpus {ctx.data_dir} failed validation:\n{format_report(report)}")
     metrics = {"clips": report.checked_rows, "expectations": report.expectations}
     return StepResult(exports={"corpus": "corpus"}, metrics=metrics)
 

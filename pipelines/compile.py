@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from dubops.config import DubOpsConfig
+from dubops.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +20,7 @@ def compile_pipeline(config: DubOpsConfig, out: str | Path) -> Path:
 
     out = Path(out)
     if out.suffix not in (".yaml", ".yml"):
-        raise ValueError(f"-o {out}: the pipeline IR is YAML; name the file *.yaml")
+        raise InputError(f"-o {out}: the pipeline IR is YAML; name the file *.yaml")
     uri = config.tracking.tracking_uri
     if uri.startswith("sqlite:") or "://" not in uri:
         logger.warning(
