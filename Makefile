@@ -9,8 +9,8 @@ NODEPS := $(wildcard requirements/nodeps-*.txt)
 STAMP := $(VENV)/.install-stamp-$(shell cat pyproject.toml $(NODEPS) | sha256sum | cut -c1-16)
 DEMO_DIR ?= data/tiny
 DEMO_OUT ?= outputs/demo
-# The tiny preset trained for minutes (configs/demo.yaml); the README's figures use the
-# preset's own limits.
+# The tiny preset with budgets in updates, the speech stages fine-tuned from the shipped
+# base in checkpoints/tiny/ (configs/demo.yaml); the README's figures use the preset's own.
 DEMO_CONFIG ?= configs/demo.yaml
 # A held-out (test_s2: unseen speaker) clip of the tiny corpus.
 DEMO_CLIP ?= syn00_00004
@@ -39,7 +39,7 @@ demo: install
 	$(BIN)/dubops data synth --preset tiny --out $(DEMO_DIR)
 	$(BIN)/dubops pipeline run --preset tiny --config $(DEMO_CONFIG) --data $(DEMO_DIR) \
 		--out $(DEMO_OUT)/pipeline
-	@# The gate may refuse a model trained for minutes: then the challenger dubs, and says so.
+	@# Should the gate refuse the model, the challenger dubs, and says so.
 	@if $(BIN)/dubops registry show champion --json > /dev/null 2>&1; then alias=champion; \
 	else alias=challenger; echo "no champion: the gate refused this run's model (see the"\
 		"pipeline's gate table); dubbing with the challenger"; fi; \

@@ -3,6 +3,8 @@
 A slice that is too wide only retrains a step for nothing; one that is too narrow
 reuses stale outputs, so each entry lists whole sections unless a section clearly
 splits (the speech stages' own training settings, MPO's apart from SFT's).
+``pipeline.stage_minutes`` is not in any slice: a safety limit fails a step or lets it
+finish, it never changes what the step makes.
 ``tests/unit/test_pipeline_store.py`` checks that every path exists in the config.
 """
 
@@ -31,9 +33,8 @@ STEP_SLICES: dict[str, tuple[str, ...]] = {
         "reasoning.gradient_checkpointing",
         "reasoning.warmup",
         "reasoning.sft",
-        "pipeline.stage_minutes",
     ),
-    "reasoner_mpo": ("reasoning", "pipeline.stage_minutes"),
+    "reasoner_mpo": ("reasoning",),
     "dit_pretrain": (
         "audio",
         "speech.text_mode",
@@ -42,7 +43,6 @@ STEP_SLICES: dict[str, tuple[str, ...]] = {
         "speech.sampler",
         "speech.pretrain",
         "speech.pretrained_dit",
-        "pipeline.stage_minutes",
     ),
     "controlnet_tune": (
         "audio",
@@ -53,12 +53,11 @@ STEP_SLICES: dict[str, tuple[str, ...]] = {
         "speech.duration",
         "speech.controlnet_training",
         "speech.pretrained_controlnet",
-        "pipeline.stage_minutes",
     ),
-    "train_extractors": ("audio", "video", "emotion", "pipeline.stage_minutes"),
+    "train_extractors": ("audio", "video", "emotion"),
     "build_library": ("audio", "emotion", "library"),
     # The ControlNet's speech settings come with its folder (an input): not from the config.
-    "graph_synthesizer": ("audio", "video", "graph", "library", "pipeline.stage_minutes"),
+    "graph_synthesizer": ("audio", "video", "graph", "library"),
     "evaluate": (
         "audio",
         "speech.sampler",
