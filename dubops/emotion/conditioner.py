@@ -35,6 +35,7 @@ from torch import nn
 from dubops.emotion.aggregation import HierarchicalAggregation
 from dubops.emotion.graph_encoder import ProgressiveGraphEncoder
 from dubops.emotion.graph_settings import GraphAblation, GraphConfig
+from dubops.speech.pretrained import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def load_conditioner(run_dir: str | Path, visual_dim: int, emotion_dim: int) -> 
     root = Path(run_dir)
     settings = root / GRAPH_CONFIG
     if not settings.is_file():
-        raise FileNotFoundError(f"{settings} is missing; rerun `dubops train graph --out {root}`")
+        raise CheckpointError(f"{settings} is missing; rerun `dubops train graph --out {root}`")
     config = GraphConfig.model_validate_json(settings.read_text())
     module = EmotionConditioner(config, visual_dim, emotion_dim)
     module.load_state_dict(load_file(str(root / GRAPH_FILE)), strict=True)

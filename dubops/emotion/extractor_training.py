@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dubops.data.schema import EMOTIONS
+from dubops.errors import InputError
 from dubops.fileio import write_json
 from dubops.safety_limit import SafetyLimit
 
@@ -131,7 +132,7 @@ def train_extractors(
     splits = manifest["split"].to_numpy()
     train_idx = np.flatnonzero(splits == "train")
     if len(train_idx) == 0:
-        raise ValueError(f"--data {data_dir}: the manifest has no train clips to learn from")
+        raise InputError(f"--data {data_dir}: the manifest has no train clips to learn from")
     fits = {name: getattr(cfg, name).fit for name in MODALITIES}
     done, total = 0, len(manifest) + sum(f.epochs for f in fits.values())
 

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dubops.errors import InputError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -51,7 +53,7 @@ def extractor_class(name: str) -> type[TrainedExtractor]:
 def _check_dir(extractors_dir: str | Path) -> Path:
     folder = Path(extractors_dir)
     if not folder.is_dir():
-        raise FileNotFoundError(
+        raise InputError(
             f"no trained emotion extractors at {folder}; run "
             f"`dubops train extractors --out {folder}` first"
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dubops.errors import InputError
 from dubops.speech.train_config import TrainConfig
 
 QUERY_MODALITIES: tuple[str, ...] = ("scene", "face", "text")
@@ -74,9 +75,9 @@ GRAPH_ABLATIONS: dict[str, GraphAblation] = {
 
 
 def graph_ablation(name: str) -> GraphAblation:
-    """The switches of a named ablation, or a ValueError listing the names."""
+    """The switches of a named ablation, or an InputError listing the names."""
     if name not in GRAPH_ABLATIONS:
-        raise ValueError(
+        raise InputError(
             f"graph ablation {name!r} is unknown; choose one of {list(GRAPH_ABLATIONS)}"
         )
     return GRAPH_ABLATIONS[name]

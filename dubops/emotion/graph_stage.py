@@ -32,6 +32,7 @@ from dubops.config import DubOpsConfig
 from dubops.emotion.conditioner import GRAPH_CONFIG, GRAPH_FILE, EmotionConditioner, is_graph_dir
 from dubops.emotion.footage_batch import cached_footage
 from dubops.emotion.graph_settings import graph_ablation
+from dubops.errors import InputError
 from dubops.fileio import write_json
 
 # The stage helpers shared with the speech stages (run folder, samples, export, summary).
@@ -93,11 +94,11 @@ def train_graph(
         graph_ablation(ablation)  # a clear error for an unknown name
         graph = graph.model_copy(update={"ablation": ablation})
     if is_graph_dir(cn_dir):
-        raise ValueError(f"--controlnet {cn_dir} is a graph-stage folder; give a controlnet one")
+        raise InputError(f"--controlnet {cn_dir} is a graph-stage folder; give a controlnet one")
     library = FootageLibrary.open(library_dir, backend=config.library.backend)
     version, k = str(library.info.version), config.library.k
     if library.info.dim != graph.input_dim:
-        raise ValueError(
+        raise InputError(
             f"library vectors have {library.info.dim} dimensions but graph.input_dim is "
             f"{graph.input_dim}; set graph.input_dim={library.info.dim}"
         )
@@ -113,7 +114,7 @@ def train_graph(
         now = json.loads(graph.model_dump_json())
         changed = sorted(key for key in now if key != "training" and before.get(key) != now[key])
         if changed:
-            raise ValueError(
+            raise InputError(
                 f"--resume: graph settings {changed} differ from the run in {out}; "
                 "use the same ones or a new --out"
             )

@@ -26,10 +26,12 @@ import torch
 from dubops.config import AudioConfig
 from dubops.data.datasets import PhonemeVocab
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.errors import InputError
 from dubops.speech.duration import predict_frames
 from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
 from dubops.speech.lip_align import align_to_mouth, mouth_tracks
+from dubops.speech.pretrained import CheckpointError
 from dubops.speech.settings import GuidanceScales, LipAlignConfig, SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
 from dubops.speech.text import PAUSE
@@ -56,7 +58,7 @@ class Ablation:
             "no-duration": cls(duration_predictor=False),
         }
         if name not in table:
-            raise ValueError(f"ablation {name!r} is unknown; choose one of {sorted(table)}")
+            raise InputError(f"ablation {name!r} is unknown; choose one of {sorted(table)}")
         return table[name]
 
 
@@ -205,7 +207,7 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
     root = Path(run_dir)
     weights = root / DUBBING_FILE
     if not weights.is_file():
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"{weights} is missing; run `dubops train controlnet --out {root}` first"
         )
     stage = json.loads((root / "stage.json").read_text())
@@ -220,7 +222,7 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
     missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
     stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
     if unexpected or stray:
-        raise ValueError(f"{weights} does not fit this build: {unexpected or stray}")
+        raise CheckpointError(f"{weights} does not fit this build: {unexpected or stray}")
     return model, vocab, speech
 
 
@@ -280,7 +282,7 @@ class SpeechGenerator:
             return cls(model, vocab, speech, audio or AudioConfig())
         stage = json.loads((root / "stage.json").read_text())
         if library is None:
-            raise ValueError(
+            raise InputError(
                 f"{root} is a graph-stage folder: pass the footage library it was trained with "
                 f"(--library DIR; version {stage.get('library_version')})"
             )

@@ -27,6 +27,7 @@ import torch
 from dubops.audio import write_wav
 from dubops.config import DubOpsConfig
 from dubops.data.datasets import PhonemeVocab, load_manifest
+from dubops.errors import InputError
 from dubops.fileio import write_json
 from dubops.speech.base_checkpoint import verify_base
 from dubops.speech.cfm import FlowMatching
@@ -86,7 +87,7 @@ def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, Spe
     root = Path(pretrain_dir)
     weights = root / DIT_FILE
     if not weights.is_file():
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"{weights} is missing; run `dubops train dit-pretrain --out {root}` first"
         )
     speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
@@ -353,7 +354,7 @@ def refine_run_durations(
     model, vocab, speech = load_dubbing_model(out)
     refine = config.speech.duration_refine
     if not refine.steps:
-        raise ValueError(
+        raise InputError(
             "speech.duration_refine.steps is 0: set it, "
             "e.g. --set speech.duration_refine.steps=3000"
         )
