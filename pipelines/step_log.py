@@ -28,8 +28,8 @@ _EVENTS = re.compile(
 # The training loops' own progress lines (a few per stage: updates done of the budget,
 # loss, time left; the reasoner's validation after each epoch; each extractor's score).
 _LIBRARY_PROGRESS = re.compile(
-    r" INFO dubops\.(speech\.trainer|speech\.duration_refine|reasoning\.callbacks"
-    r"|reasoning\.sft|emotion\.extractor_training): "
+    r"\b(dit_pretrain|controlnet_tune|graph_synthesizer) update \d+/\d+"
+    r"|\b(sft|mpo) epoch \d+: |vision warm-up: |\w+ extractor: accuracy|duration refinement: "
 )
 
 
