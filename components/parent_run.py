@@ -45,6 +45,7 @@ def open_parent_run(
     """Create the parent run (status RUNNING) with the reproducibility tags; return its id."""
     from mlflow.entities import Param
 
+    from dubops.run_environment import environment_tags
     from dubops.tracking import TAG_CONFIG_HASH, TAG_DATA_VERSION, TAG_GIT_COMMIT, TAG_PRESET
     from dubops.tracking import git_commit as current_commit
 
@@ -60,6 +61,7 @@ def open_parent_run(
         run_tags[TAG_GIT_COMMIT] = commit
     if job_id:
         run_tags[TAG_JOB] = job_id
+    run_tags.update(environment_tags(config))
     run_tags.update(tags or {})
     run = client.create_run(experiment_id, run_name=run_name or config.pipeline.name, tags=run_tags)
     params = [Param(k, v) for k, v in flatten_config(config).items()]

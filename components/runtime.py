@@ -226,9 +226,9 @@ def run_step(
                 )
                 with one_thread_by_default():
                     result = body(ctx)
-                if "torch" in sys.modules:  # the threads the stage trained with
+                    # the threads the stage trained with (the block restores the caller's)
                     threads = sys.modules["torch"].get_num_threads()
-                    tracker.set_tags({"dubops.env.torch_threads": str(threads)})
+                tracker.set_tags({"dubops.env.torch_threads": str(threads)})
                 record = StepRecord(
                     step=step,
                     key=key,

@@ -135,10 +135,12 @@ def test_the_next_run_resumes_and_ends_with_a_champion(runs, setup):
     assert parent.data.tags["dubops.config_hash"]
     assert parent.data.tags["dubops.preset"] == "micro"
     assert "mlflow.source.git.commit" in parent.data.tags
+    assert parent.data.tags["dubops.env.cpu_model"] and "dubops.env.seeds" in parent.data.tags
     assert {"duration_rel_error", "reasoner_format_validity"} <= set(parent.data.metrics)
     children = _children(client, result["run_id"])
     assert set(children) == set(STEPS)
     assert all(r.info.status == "FINISHED" for r in children.values())
+    assert children["dit_pretrain"].data.tags["dubops.env.torch_threads"] == "1"
     champion = client.get_model_version_by_alias("dubbing", "champion")
     register = next(s for s in result["steps"] if s["step"] == "register_model")
     assert champion.run_id == children["register_model"].info.run_id
