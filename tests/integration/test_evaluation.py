@@ -92,7 +92,8 @@ def test_syncnet_weights_from_a_local_path_add_exact_lse(corpus, tmp_path):
     assert "lse_distance" in overall  # the proxy, under its own name
 
     missing = runner.invoke(app, [*args, "--syncnet", str(tmp_path / "none.model")])
-    assert missing.exit_code == 2 and "no SyncNet weights" in missing.output
+    assert missing.exit_code == 2 and "--syncnet" in missing.output
+    assert "no such weights file" in missing.output
 
 
 def test_unknown_mouth_tracker_is_named(corpus, tmp_path):

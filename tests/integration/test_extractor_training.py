@@ -23,6 +23,7 @@ from dubops.emotion.footage_vectors import (
     extractor_versions,
     load_extractors,
 )
+from dubops.errors import InputError
 
 runner = CliRunner()
 _SHORT = [
@@ -98,7 +99,7 @@ def test_footage_vectors_contract(trained, small_synthetic_corpus):
 
 
 def test_missing_extractors_dir(small_synthetic_corpus, tmp_path):
-    with pytest.raises(FileNotFoundError, match="dubops train extractors"):
+    with pytest.raises(InputError, match="dubops train extractors"):
         extract_footage_vectors(load_config("tiny"), small_synthetic_corpus, tmp_path / "none")
 
 
