@@ -44,9 +44,21 @@ def configured_uri(config: TrackingConfig) -> str:
     with neither the local SQLite default applies.
     """
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if env and "tracking_uri" not in config.model_fields_set:
+    # mlflow.set_tracking_uri() exports the variable itself (for subprocesses): a value
+    # this process set is not a user's choice and must not outlive the config it came from.
+    if env and env not in _SET_HERE and "tracking_uri" not in config.model_fields_set:
         return env
     return config.tracking_uri
+
+
+_SET_HERE: set[str] = set()
+
+
+def _set_tracking_uri(uri: str) -> None:
+    import mlflow
+
+    _SET_HERE.add(uri)
+    mlflow.set_tracking_uri(uri)
 
 
 def resolve_tracking_uri(
@@ -83,10 +95,8 @@ def open_store_read_only(config: TrackingConfig, base_dir: Path | None = None) -
     Raises:
         TrackingStoreError: a local SQLite or file store that does not exist.
     """
-    import mlflow
-
     uri = require_store(config, base_dir)
-    mlflow.set_tracking_uri(uri)
+    _set_tracking_uri(uri)
     return uri
 
 
@@ -144,7 +154,7 @@ def configure_tracking(config: TrackingConfig, base_dir: Path | None = None) -> 
     import mlflow
 
     uri = resolve_tracking_uri(config, base_dir)
-    mlflow.set_tracking_uri(uri)
+    _set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(config.experiment)
     if experiment is not None:

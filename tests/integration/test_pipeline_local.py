@@ -172,7 +172,8 @@ def _weight_hashes(store: Path, steps: list[dict]) -> dict[str, str]:
     for step in steps:
         folder = store / step["step"] / step["key"]
         for path in sorted(folder.rglob("*.safetensors")):
-            if "checkpoints" not in path.parts:  # exported weights, not resume state
+            # exported weights, not resume state or the graph's retrieval cache
+            if not {"checkpoints", "footage_cache"} & set(path.parts):
                 hashes[f"{step['step']}/{path.relative_to(folder)}"] = sha256_file(path)
     return hashes
 

@@ -20,6 +20,7 @@ from dubops.emotion.footage_vectors import (
     extractor_versions,
     load_extractors,
 )
+from dubops.errors import InputError
 
 SR = 24_000
 
@@ -144,7 +145,7 @@ def test_save_load_round_trip_and_versions(extractors, batch, tmp_path):
 
 
 def test_missing_extractors_name_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="dubops train extractors"):
+    with pytest.raises(InputError, match="dubops train extractors"):
         load_extractors(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="dubops train extractors"):
         extractor_versions(tmp_path)  # exists, but empty
