@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dubops.errors import DubOpsError
-from dubops.fileio import replace_dir, write_json
+from dubops.fileio import replace_dir, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -313,11 +313,7 @@ def _file_hashes(root: Path) -> dict[str, str]:
         rel = path.relative_to(root).as_posix()
         if rel == BUNDLE_FILE:
             continue
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        out[rel] = digest.hexdigest()
+        out[rel] = sha256_file(path)
     return out
 
 

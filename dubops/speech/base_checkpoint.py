@@ -12,7 +12,7 @@ them, the corpus's data version and the SHA-256 of every file, checked on use.
 Usage::
 
     python -m dubops.speech.base_checkpoint --dit outputs/base-dit \
-        --controlnet outputs/base-controlnet --data data/tiny --out checkpoints/tiny \
+        --controlnet outputs/base-controlnet --data data/tiny --out models/tiny \
         --command "dubops train dit-pretrain ..." --command "dubops train controlnet ..."
 """
 

@@ -198,7 +198,6 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
 
     A graph folder's ``graph.safetensors`` becomes the model's emotion module.
     """
-    from safetensors.torch import load_file
 
     from dubops.emotion.conditioner import is_graph_dir, load_conditioner
     from dubops.speech.dubbing_model import DubbingModel
@@ -219,11 +218,22 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
         load_conditioner(root, cn.visual_dim, cn.emotion_dim) if is_graph_dir(root) else None
     )
     model = DubbingModel(flow, speech, len(vocab), emotion_module=emotion_module)
+    load_stage_weights(model, weights)
+    return model, vocab, speech
+
+
+def load_stage_weights(model: Any, weights: str | Path) -> None:
+    """Load a ``dubbing.safetensors`` (the stage-2.2 parts) into ``model``, strictly.
+
+    The frozen DiT and a graph's emotion module live in their own files, so only
+    their keys may be missing.
+    """
+    from safetensors.torch import load_file
+
     missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
     stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
     if unexpected or stray:
         raise CheckpointError(f"{weights} does not fit this build: {unexpected or stray}")
-    return model, vocab, speech
 
 
 class SpeechGenerator:

@@ -41,7 +41,7 @@ from dubops.speech.data import (
 )
 from dubops.speech.dit import DiT
 from dubops.speech.dubbing_model import DubbingModel
-from dubops.speech.generator import dub_clip_mel
+from dubops.speech.generator import dub_clip_mel, load_stage_weights
 from dubops.speech.pretrained import CheckpointError
 from dubops.speech.settings import SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
@@ -124,20 +124,12 @@ def load_controlnet_start(model: DubbingModel, path: str | Path) -> None:
 
     Only the stage-2.2 parts are read; the DiT is the frozen one already loaded.
     """
-    from safetensors.torch import load_file
-
     if not Path(path).is_file():
         raise CheckpointError(
             f"speech.pretrained_controlnet {path} does not exist; pass a dubbing.safetensors "
             "or --set speech.pretrained_controlnet=null"
         )
-    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
-    stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
-    if unexpected or stray:
-        raise CheckpointError(
-            f"speech.pretrained_controlnet {path} does not fit speech.controlnet / "
-            f"speech.duration: unexpected {unexpected[:5]}, missing {stray[:5]}"
-        )
+    load_stage_weights(model, path)
 
 
 def with_time_limit(train: TrainConfig, max_minutes: float | None) -> TrainConfig:

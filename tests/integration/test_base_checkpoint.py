@@ -1,7 +1,7 @@
 """The shipped base checkpoint: export, integrity check and warm starts of both speech stages.
 
 Real micro stage folders (``tests.fixtures.dubbing_stages``) play the base; the demo's
-``configs/demo.yaml`` uses the same two settings on ``checkpoints/tiny/``.
+``configs/demo.yaml`` uses the same two settings on ``models/tiny/``.
 """
 
 from __future__ import annotations
