@@ -1,12 +1,18 @@
-"""The ``evaluate`` step: dub and reason about the test clips, score them and the baselines.
+"""The ``evaluate`` step: dub the test clips as the model will be served, score them.
 
-The graph model dubs the evaluation clips (:func:`dubops.speech.corpus_dubbing.dub_corpus`,
-as ``dubops dub``), the reasoner answers them (as ``dubops reason``), and
-:func:`dubops.evaluation.session.run_evaluation` scores the dubbed speech beside the
-mean-mel and shuffled baselines (as ``dubops eval``); the answers and the
-majority-class answers are scored with :mod:`dubops.evaluation.reasoning`. The flat
-metrics use the registry's names: the speech metrics of the ``overall`` scope under
-their report keys, the reasoning metrics prefixed ``reasoner_``.
+The reasoner, the graph model, the extractors and the library make one
+:class:`dubops.inference.DubbingPipeline`, the object every server wraps. It dubs
+the evaluation clips through the served path (the reasoner's own conclusions,
+the extractors' own embeddings as retrieval queries; as ``dubops dub``) and
+through the configured oracle rows (ground truth in place of one decision;
+``pipeline.evaluate.oracles``). :func:`dubops.evaluation.session.run_evaluation`
+scores every row beside the mean-mel and shuffled baselines (as ``dubops
+eval``); the served path's reasoning answers and the majority-class answers are
+scored with :mod:`dubops.evaluation.reasoning`. The gate reads the served
+path's metrics, flat under the registry's names: the speech metrics of the
+``overall`` scope under their report keys, the reasoning metrics prefixed
+``reasoner_``. Oracle rows are reported (``oracles`` in ``evaluation.json``,
+MLflow metrics ``oracle.<row>.<metric>``), never gated.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 
 from dubops.components.runtime import StepContext, StepResult, run_step
 
-MODEL = "model"  # the system name of the pipeline's model in the evaluation
+MODEL = "model"  # the served path's system name in the evaluation
+ORACLES_BOTH = ("conclusion", "footage")
 SPEECH_BASELINES = ("mean-mel", "shuffled")
 REASONING_BASELINE = "majority"
 
@@ -49,51 +56,56 @@ def reasoning_metrics(scores: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _answer(ctx: StepContext, rows: Any, out: Path) -> tuple[Path, Path]:
-    """The reasoner's answers and the majority-class answers as JSONL."""
-    from dubops.fileio import atomic_path
-    from dubops.reasoning.baselines import majority_answers
-    from dubops.reasoning.inference import Reasoner
+ORACLE_SETS = {"conclusion": ("conclusion",), "footage": ("footage",), "both": ORACLES_BOTH}
+
+
+def _dub(ctx: StepContext, out: Path) -> dict[str, Path]:
+    """The served path's and each oracle row's wavs: ``{system: folder}``."""
+    from dubops.inference import DubbingPipeline
+    from dubops.inference.corpus import dub_corpus, system_name
 
     settings = ctx.config.pipeline.evaluate
-    reasoner = Reasoner.from_dir(ctx.input("reasoner"))
-    records = []
-    for start in range(0, len(rows), settings.reason_batch_size):
-        part = rows.iloc[start : start + settings.reason_batch_size]
-        paths = [ctx.data_dir / p for p in part.video_path]
-        results = reasoner.reason(
-            paths,
-            list(part.script),
-            batch_size=settings.reason_batch_size,
-            max_new_tokens=ctx.config.reasoning.max_new_tokens,
-        )
-        records += [
-            {"clip_id": c, "text": r.text} for c, r in zip(part.clip_id, results, strict=True)
-        ]
+    rows = {MODEL: ()} | {
+        system_name(ORACLE_SETS[name]): ORACLE_SETS[name] for name in settings.oracles
+    }
+    folders = {}
+    with DubbingPipeline.from_parts(
+        ctx.input("graph"),
+        reasoner_dir=ctx.input("reasoner"),
+        extractors_dir=ctx.input("extractors"),
+        library_dir=ctx.input("library"),
+        backend=ctx.config.library.backend,
+        audio=ctx.config.audio,
+        reason_batch_size=settings.reason_batch_size,
+        max_new_tokens=ctx.config.reasoning.max_new_tokens,
+    ) as pipeline:
+        for system, oracles in rows.items():
+            folders[system] = out / system
+            dub_corpus(
+                pipeline,
+                ctx.data_dir,
+                settings.splits,
+                folders[system],
+                oracles=oracles,
+                max_clips=settings.max_clips,
+                batch_size=settings.dub_batch_size,
+            )
+    return folders
+
+
+def _answers(ctx: StepContext, served: Path, rows: Any, out: Path) -> tuple[Path, Path]:
+    """The served path's reasoning answers and the majority-class answers as JSONL."""
+    from dubops.fileio import atomic_path
+    from dubops.inference.corpus import read_answers
+    from dubops.reasoning.baselines import majority_answers
+
     files = (out / f"{MODEL}.jsonl", out / f"{REASONING_BASELINE}.jsonl")
-    for path, lines in zip(files, (records, majority_answers(ctx.data_dir, rows)), strict=True):
+    for path, lines in zip(
+        files, (read_answers(served), majority_answers(ctx.data_dir, rows)), strict=True
+    ):
         with atomic_path(path) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in lines))
     return files
-
-
-def _dub(ctx: StepContext, clips: Any, out: Path) -> Path:
-    from dubops.speech.corpus_dubbing import dub_corpus
-    from dubops.speech.generator import SpeechGenerator
-
-    settings = ctx.config.pipeline.evaluate
-    generator = SpeechGenerator.from_dir(
-        ctx.input("graph"),
-        ctx.config.audio,
-        library=ctx.input("library"),
-        backend=ctx.config.library.backend,
-    )
-    folder = out / MODEL
-    dub_corpus(generator, ctx.data_dir, settings.splits, folder, max_clips=settings.max_clips)
-    missing = [c for c in clips.clip_id if not (folder / f"{c}.wav").is_file()]
-    if missing:
-        raise RuntimeError(f"dubbing left {len(missing)} evaluation clips out, e.g. {missing[:3]}")
-    return folder
 
 
 def _evaluate(ctx: StepContext) -> StepResult:
@@ -111,8 +123,13 @@ def _evaluate(ctx: StepContext) -> StepResult:
     torch.set_num_threads(settings.torch_threads)
     splits = tuple(settings.splits)
     clips = select_clips(ctx.data_dir, splits, settings.max_clips)
-    dubbed = _dub(ctx, clips, ctx.out_dir / "dubbed")
-    answers = _answer(ctx, clips, ctx.out_dir / "reasoning")
+    dubbed = _dub(ctx, ctx.out_dir / "dubbed")
+    missing = [c for c in clips.clip_id if not (dubbed[MODEL] / f"{c}.wav").is_file()]
+    if missing:
+        raise RuntimeError(f"dubbing left {len(missing)} evaluation clips out, e.g. {missing[:3]}")
+    manifest = pd.read_parquet(CorpusLayout(ctx.data_dir).manifest)
+    rows = manifest[manifest["clip_id"].isin(set(clips["clip_id"]))]
+    answers = _answers(ctx, dubbed[MODEL], rows, ctx.out_dir / "reasoning")
     options = EvalOptions(
         splits=splits,
         asr=settings.asr,
@@ -123,13 +140,11 @@ def _evaluate(ctx: StepContext) -> StepResult:
     result = run_evaluation(
         ctx.data_dir,
         ctx.config,
-        preds=[dubbed],
+        preds=list(dubbed.values()),
         baselines=list(SPEECH_BASELINES),
         options=options,
         out_dir=ctx.out_dir / "eval",
     )
-    manifest = pd.read_parquet(CorpusLayout(ctx.data_dir).manifest)
-    rows = manifest[manifest["clip_id"].isin(set(clips["clip_id"]))]
     reasoning = {path.stem: score_reasoning(read_reasoning_jsonl(path), rows) for path in answers}
     metrics = speech_metrics(result["systems"][MODEL]) | reasoning_metrics(reasoning[MODEL])
     baselines = {name: speech_metrics(result["systems"][name]) for name in SPEECH_BASELINES}
@@ -139,8 +154,10 @@ def _evaluate(ctx: StepContext) -> StepResult:
     majority = reasoning_metrics(reasoning[REASONING_BASELINE])
     majority.pop("reasoner_format_validity", None)
     baselines[REASONING_BASELINE] = majority
+    oracles = {name: speech_metrics(result["systems"][name]) for name in dubbed if name != MODEL}
     summary = {
         "metrics": metrics,
+        "oracles": oracles,
         "baselines": baselines,
         "clips": len(clips),
         "splits": list(splits),
@@ -149,7 +166,7 @@ def _evaluate(ctx: StepContext) -> StepResult:
     }
     write_json(ctx.out_dir / "evaluation.json", summary)
     with atomic_path(ctx.out_dir / "report.html") as tmp:
-        tmp.write_text(evaluation_html(metrics, baselines, len(clips), list(splits)))
+        tmp.write_text(evaluation_html(metrics, {**oracles, **baselines}, len(clips), list(splits)))
     if ctx.tracker is not None:
         for item in (ctx.out_dir / "eval").iterdir():
             if item.name != "baselines":  # the baselines' wavs: rebuilt from the corpus
@@ -159,6 +176,10 @@ def _evaluate(ctx: StepContext) -> StepResult:
         ctx.tracker.log_artifact(ctx.out_dir / "reasoning", "reasoning")
         ctx.tracker.log_artifact(ctx.out_dir / "report.html")
         ctx.tracker.log_dict(baselines, "baselines.json")
+        ctx.tracker.log_dict(oracles, "oracles.json")
+        ctx.tracker.log_metrics(
+            {f"oracle.{row}.{k}": v for row, values in oracles.items() for k, v in values.items()}
+        )
     return StepResult(
         exports={"report": "report.html", "evaluation": "evaluation.json"}, metrics=metrics
     )
@@ -171,6 +192,7 @@ def run_evaluate(
     corpus: Any,
     reasoner: Any,
     graph: Any,
+    extractors: Any,
     library: Any,
     metrics: Any,
     report: Any,
@@ -182,7 +204,13 @@ def run_evaluate(
         store_dir=store_dir,
         parent_run_id=parent_run_id,
         body=_evaluate,
-        inputs={"corpus": corpus, "reasoner": reasoner, "graph": graph, "library": library},
+        inputs={
+            "corpus": corpus,
+            "reasoner": reasoner,
+            "graph": graph,
+            "extractors": extractors,
+            "library": library,
+        },
         outputs={"metrics": metrics, "report": report, "evaluation": evaluation},
         metrics_to_parent=True,
     )

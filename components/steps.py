@@ -130,12 +130,14 @@ def evaluate(
     corpus: Input[Dataset],
     reasoner: Input[Model],
     graph: Input[Model],
+    extractors: Input[Model],
     library: Input[Dataset],
     metrics: Output[Metrics],
     report: Output[HTML],
     evaluation: Output[Artifact],
 ):
-    """Dub and reason about the test clips; score them beside the baselines."""
+    """Dub the test clips through the served path (and the oracles); score them beside
+    the baselines."""
     from dubops.components.evaluate import run_evaluate
 
     run_evaluate(
@@ -145,6 +147,7 @@ def evaluate(
         corpus,
         reasoner,
         graph,
+        extractors,
         library,
         metrics,
         report,

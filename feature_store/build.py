@@ -4,7 +4,9 @@ The library version is a hash of what a build depends on (extractor versions,
 manifest hash, the build-relevant library settings): a rebuild with the same
 version does nothing, a new extractor version rebuilds. Everything is written to
 a temp folder beside the target and renamed into place, so a failed build never
-leaves a half library (and a running reader of the old one keeps its files).
+leaves a half library (and a running reader of the old one keeps its files). Only a
+folder a build made (it has a ``library.json``) is replaced: a non-empty folder
+without one may be a user's, and the build refuses it before it touches anything.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def build_library(
     Args:
         config: the whole config (``library`` section, and the extractors' settings).
         data_dir: the corpus folder (its manifest hash enters the version).
-        out_dir: the library folder to create or replace.
+        out_dir: the library folder to create or replace: missing, empty, or a
+            library a build made (any other folder is refused, see
+            :meth:`LibraryLayout.check_replaceable`).
         extractors_dir: trained extractors (``dubops train extractors``); needed
             unless ``vectors`` is given.
         vectors: injected vectors (tests, benchmarks): one row per clip with
@@ -110,6 +114,9 @@ def build_library(
 
     Returns:
         A :class:`BuildReport`; ``built`` is False when nothing had changed.
+
+    Raises:
+        InputError: ``out_dir`` is a file, or a non-empty folder that is not a library.
     """
     from dubops.data.layout import CorpusLayout, manifest_hash
 
@@ -129,6 +136,7 @@ def build_library(
         versions = {"injected": vectors_hash(vectors)}
     version = library_version(versions, manifest_hash(corpus.manifest), lib, config.emotion.dim)
     layout = LibraryLayout(Path(out_dir))
+    layout.check_replaceable("--out")  # before minutes of extraction, not after
     if not force and _is_current(layout, version):
         logger.info("footage library %s is already at version %s", layout.root, version)
         return BuildReport(layout.root, version, built=False)
@@ -165,6 +173,7 @@ def write_library(
     """
     start = time.perf_counter()
     target = Path(out_dir)
+    LibraryLayout(target).check_replaceable("--out")
     dim = _check_vectors(vectors)
     footage = vectors[vectors["split"].isin(lib.footage_splits)]
     if footage.empty:

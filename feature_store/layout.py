@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dubops.errors import DubOpsError
+from dubops.errors import DubOpsError, InputError
 
 LIBRARY_FORMAT = 1
 MODALITIES: tuple[str, ...] = ("scene", "face", "text", "audio")
@@ -104,6 +104,36 @@ class LibraryLayout:
                 f"{LIBRARY_FORMAT}; {hint}"
             )
         return info
+
+    def is_library(self) -> bool:
+        """Whether a build made this folder: its ``library.json`` names a format and version.
+
+        The build writes ``library.json`` last and renames the whole folder into
+        place, so every folder it made has one (an older format's too).
+        """
+        try:
+            info = json.loads(self.info.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(info, dict) and "format" in info and "version" in info
+
+    def check_replaceable(self, option: str = "--out") -> None:
+        """Refuse to replace a folder that is not a library (it may hold a user's files).
+
+        A missing or empty folder, or one a build made (:meth:`is_library`), may be
+        replaced; anything else raises :class:`~dubops.errors.InputError` and is
+        left as it is.
+        """
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise InputError(f"{option} {root}: is a file; give a folder for the library")
+        if not root.is_dir() or self.is_library() or not any(root.iterdir()):
+            return
+        raise InputError(
+            f"{option} {root}: holds files but no {self.info.name}, so it is not a footage "
+            f"library this command made, and building would replace it and delete them; "
+            f"choose another {option}, or delete the folder yourself if its files can go"
+        )
 
     def check_files(self, feast: bool = False, milvus_store: bool = False) -> None:
         """Raise a :class:`LibraryError` when a file the chosen backend needs is gone.

@@ -74,6 +74,7 @@ def build_pipeline(config: DubOpsConfig, packages_to_install: list[str] | None =
                 corpus=corpus,
                 reasoner=mpo.outputs["reasoner"],
                 graph=graph.outputs["graph"],
+                extractors=ext.outputs["extractors"],
                 library=lib.outputs["library"],
             )
             reg = c["register_model"](

@@ -1,4 +1,7 @@
-"""Shared CLI pieces: config options, error handling, progress bars, JSON output."""
+"""Shared CLI pieces: --json, error handling, progress bars, JSON output.
+
+The config options (--preset, --config, --set) are in :mod:`dubops.cli.options`.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-PresetOption = Annotated[
-    str, typer.Option("--preset", "-p", help="Configuration preset: tiny (CPU) or base (GPU).")
-]
-ConfigFileOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="YAML file merged over the preset.", dir_okay=False),
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        "-s",
-        help="Override one setting, e.g. --set synth.clips=50 (repeatable; values are YAML).",
-    ),
-]
 
 
 class _CliState:
@@ -67,18 +54,6 @@ def _on_unless_given(ctx: typer.Context, param: typer.CallbackParam, value: bool
     # typer vendors click: compare the source's name, not the enum class.
     source = ctx.get_parameter_source(param.name or "")
     return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
-
-
-def load(preset: str, config_file: Path | None, overrides: list[str] | None):
-    """Load the configuration or exit with the loader's message."""
-    from dubops.config import load_config
-
-    with user_errors():
-        if config_file is not None:
-            from dubops.cli.checks import input_file
-
-            input_file(config_file, "--config", "config file")
-        return load_config(preset, config_file, overrides)
 
 
 @contextlib.contextmanager
@@ -292,7 +267,8 @@ _STAGE_TEXT = {
     "reason": "reason: scene type and voice",
     "embed": "embed the clip (scene, face, text)",
     "retrieve": "retrieve reference footage",
-    "speech": "generate speech and vocode",
+    "generate": "generate speech (durations, conditions, sampler)",
+    "vocode": "vocode the mel",
     "mux": "mux the speech into the video",
     "evaluate": "score against the ground truth",
     "write": "write the reasoning and the summary",

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dubops.cli.checks import corpus_dir, input_dir, output_dir
 from dubops.cli.common import (
-    ConfigFileOption,
     JsonOption,
-    PresetOption,
-    SetOption,
     err_console,
-    load,
     print_json,
     progress_bar,
     staged_progress,
     user_errors,
 )
+from dubops.cli.options import config_options
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 app = typer.Typer(help="Build, import, validate and measure dubbing corpora.", no_args_is_help=True)
 
@@ -28,31 +28,27 @@ CorpusDir = Annotated[Path, typer.Argument(help="Corpus folder (holds manifest.p
 
 
 @app.command()
+@config_options(
+    json=True,
+    set_from={"clips": "synth.clips", "seed": "synth.seed", "workers": "synth.workers"},
+)
 def synth(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the corpus to.")],
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
     clips: Annotated[int | None, typer.Option(help="Number of clips (synth.clips).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (synth.seed).")] = None,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (synth.workers).", min=1)
     ] = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Generate the synthetic dubbing corpus (espeak-ng speech, cartoon video, CoT).
 
     Deterministic from its seed; an interrupted run resumes, and an unchanged
     corpus is reused instead of rebuilt.
     """
-    extra = list(overrides or [])
-    if clips is not None:
-        extra.append(f"synth.clips={clips}")
-    if seed is not None:
-        extra.append(f"synth.seed={seed}")
-    if workers is not None:
-        extra.append(f"synth.workers={workers}")
-    config = load(preset, config_file, extra)
+    del clips, seed, workers  # already in config (set_from)
     with user_errors():
         output_dir(out, "--out")
     from dubops.data.synthetic import generate_corpus
@@ -87,15 +83,14 @@ def validate(corpus: CorpusDir, as_json: JsonOption = False) -> None:
 
 
 @app.command()
+@config_options(json=True)
 def report(
     corpus: CorpusDir,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Measure how learnable the corpus is: speakers, emotions, lip-sync, scenes, WER."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         corpus_dir(corpus, "CORPUS")
     from dubops.data.report import build_report, format_report
@@ -114,23 +109,22 @@ class ImportFormat(enum.StrEnum):
 
 
 @app.command("import")
+@config_options(json=True)
 def import_corpus(
     fmt: Annotated[ImportFormat, typer.Argument(help="Published layout to read: v2c or grid.")],
     src: Annotated[Path, typer.Argument(help="Folder holding the published corpus.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write our corpus to.")],
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
     skip_missing: Annotated[
         bool,
         typer.Option(
             "--skip-missing", help="Skip clips whose wav or video is missing instead of failing."
         ),
     ] = False,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Read V2C-Animation or GRID into the DubOps manifest (24 kHz wavs, mp4s)."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         input_dir(src, "SRC", hint=f"give the folder of the published {fmt.value} corpus")
         output_dir(out, "--out")

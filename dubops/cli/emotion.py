@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    err_console,
-    load,
-    print_json,
-    progress_bar,
-    tracked_run,
-    user_errors,
-)
+from dubops.cli.common import err_console, print_json, progress_bar, tracked_run, user_errors
+from dubops.cli.options import config_options
 from dubops.cli.train import DataOption, MinutesOption, MlflowOption
 
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
+
+@config_options(json=True)
 def train_extractors(
     data: DataOption = Path("data/tiny"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Extractors folder.")] = Path(
@@ -29,13 +23,11 @@ def train_extractors(
     ),
     max_minutes: MinutesOption = None,
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Train the scene, face, text and audio emotion extractors (Authentic-Dubber's MRFL)."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.emotion.extractor_training import train_extractors as train
 

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    err_console,
-    load,
-    off_switch,
-    print_json,
-    progress_bar,
-    user_errors,
-)
+from dubops.cli.common import err_console, off_switch, print_json, progress_bar, user_errors
+from dubops.cli.options import config_options
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 
+@config_options(json=True)
 def evaluate_command(
     ref: Annotated[
         Path,
@@ -70,13 +64,11 @@ def evaluate_command(
     mlflow: Annotated[
         bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")
     ] = False,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Score --pred folders and --baseline systems on the test splits; write JSON + HTML."""
-    config = load(preset, config_file, overrides)
     corpus = ref.parent if ref.suffix == ".parquet" else ref
     with user_errors():
         _check_inputs(corpus, pred or [], baseline or [], reasoning, syncnet, out, workers, config)

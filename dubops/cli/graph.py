@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    load,
-    user_errors,
-)
+from dubops.cli.common import user_errors
+from dubops.cli.options import config_options
 from dubops.cli.train import DataOption, MinutesOption, MlflowOption, ResumeOption, _run
 
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
+
+@config_options(json=True)
 def train_graph(
     data: DataOption = Path("data/tiny"),
     controlnet: Annotated[
@@ -38,13 +36,11 @@ def train_graph(
         ),
     ] = None,
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Train the progressive emotion graph + aggregation with the ControlNet (DiT frozen)."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.emotion.graph_settings import graph_ablation
         from dubops.emotion.graph_stage import train_graph as run_stage

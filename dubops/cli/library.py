@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    err_console,
-    load,
-    print_json,
-    staged_progress,
-    user_errors,
-)
+from dubops.cli.common import err_console, print_json, staged_progress, user_errors
+from dubops.cli.options import config_options
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 app = typer.Typer(help="Build and query the Reference Footage Library.", no_args_is_help=True)
 
@@ -46,33 +40,41 @@ BackendOption = Annotated[
 
 
 @app.command()
+@config_options(json=True)
 def build(
     data: Annotated[Path, typer.Option("--data", "-d", help="Corpus folder (manifest.parquet).")],
     extractors: Annotated[
         Path,
         typer.Option("--extractors", "-e", help="Trained extractors (`dubops train extractors`)."),
     ] = Path("outputs/extractors"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="Library folder to write.")] = Path(
-        "outputs/library"
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Library folder to write: new, empty, or a library built before (replaced); "
+            "any other folder is refused.",
+        ),
+    ] = Path("outputs/library"),
     force: Annotated[bool, typer.Option(help="Rebuild even when nothing changed.")] = False,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Extract every clip's emotion vectors, write the Parquet, apply and materialise (Milvus).
 
     The library version is the extractor versions + the manifest hash + the build
     settings: an unchanged library is left as it is.
     """
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.cli.checks import corpus_dir, input_dir, output_dir
 
         corpus_dir(data)
         input_dir(extractors, "--extractors", hint="train them: dubops train extractors")
         output_dir(out, "--out")
+        from dubops.feature_store.layout import LibraryLayout
+
+        LibraryLayout(out).check_replaceable("--out")
     from dubops.feature_store.build import build_library
 
     with user_errors(), staged_progress(quiet=as_json) as update:
@@ -105,6 +107,7 @@ def build(
 
 
 @app.command()
+@config_options(json=True)
 def query(
     clip: Annotated[str, typer.Option("--clip", help="clip_id of a corpus clip to query with.")],
     library: Annotated[
@@ -124,13 +127,11 @@ def query(
         bool, typer.Option("--speaker-specific", help="Only the clip's own speaker's footage.")
     ] = False,
     extractors: CheckExtractorsOption = None,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Print what a clip retrieves per modality (its own clip is always excluded)."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         library = library or default_library(Path(config.pipeline.store))
         from dubops.cli.checks import input_dir
@@ -183,6 +184,7 @@ def query(
 
 
 @app.command()
+@config_options(json=True)
 def evaluate(
     library: LibraryOption = Path("outputs/library"),
     data: Annotated[
@@ -192,14 +194,12 @@ def evaluate(
     backend: BackendOption = None,
     max_k: Annotated[int, typer.Option("--max-k", help="Report K = 1..max_k.")] = 5,
     extractors: CheckExtractorsOption = None,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Retrieval precision@K (hit shares the query's emotion) per modality and fused,
     speaker-agnostic vs speaker-specific, query splits against the footage."""
-    config = load(preset, config_file, overrides)
     from dubops.feature_store.precision import evaluate_precision, precision_table
     from dubops.feature_store.retrieval import FootageLibrary
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dubops.cli import data, dub_clip, emotion, graph, library, pipeline, reasoning, registry, train
+from dubops.cli import data, dubbing, emotion, graph, library, pipeline, reasoning, registry, train
 from dubops.cli.evaluate import evaluate_command
 
 
@@ -69,9 +69,9 @@ app.add_typer(train.app, name="train")
 app.add_typer(library.app, name="library")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(registry.app, name="registry")
-app.command("dub")(train.dub_command)
-app.command("speak")(train.speak_command)
-app.command("dub-clip")(dub_clip.dub_clip_command)
+app.command("dub")(dubbing.dub_command)
+app.command("speak")(dubbing.speak_command)
+app.command("dub-clip")(dubbing.dub_clip_command)
 app.command("eval")(evaluate_command)
 app.command("reason")(reasoning.reason_command)
 train.app.command("reasoner-sft")(reasoning.reasoner_sft)

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    err_console,
-    load,
-    print_json,
-    user_errors,
-)
+from dubops.cli.common import err_console, print_json, user_errors
+from dubops.cli.options import config_options
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 app = typer.Typer(
     help="Run, compile and schedule the training pipeline (Kubeflow).", no_args_is_help=True
@@ -24,6 +19,7 @@ app = typer.Typer(
 
 
 @app.command()
+@config_options(json=True)
 def run(
     data: Annotated[
         Path | None,
@@ -41,10 +37,9 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Show every line the steps print (else: a log file).")
     ] = False,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Run the training DAG here (kfp.local), reusing unchanged steps from the cache.
 
@@ -52,7 +47,6 @@ def run(
     step. Each step's outputs stay in OUT/<step>/<cache key>/; the run's step records
     and logs in OUT/runs/<MLflow run id>/.
     """
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.cli.checks import corpus_dir, output_dir
 
@@ -123,27 +117,27 @@ def _print_run(result) -> None:
 
 
 @app.command("compile")
+@config_options(preset="base")
 def compile_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Pipeline IR file to write (YAML).")
     ] = Path("training.yaml"),
-    preset: PresetOption = "base",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
+    *,
+    config: DubOpsConfig,
 ) -> None:
     """Write the pipeline IR for Kubeflow (GPUs, node selector, tolerations, PVC, secrets).
 
     The per-step Kubernetes settings come from the config's pipeline.cluster section.
     """
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.pipelines.compile import compile_pipeline
 
         path = compile_pipeline(config, output)
-    err_console().print(f"[green]compiled[/] {config.pipeline.name} ({preset}) -> {path}")
+    err_console().print(f"[green]compiled[/] {config.pipeline.name} ({config.preset}) -> {path}")
 
 
 @app.command()
+@config_options(json=True, preset="base")
 def schedule(
     host: Annotated[str, typer.Option("--host", help="KFP API endpoint, e.g. http://kfp:8888.")],
     cron: Annotated[
@@ -158,13 +152,11 @@ def schedule(
     namespace: Annotated[
         str | None, typer.Option("--namespace", help="User namespace (multi-user Kubeflow).")
     ] = None,
-    preset: PresetOption = "base",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Compile the pipeline and create a recurring run on a Kubeflow Pipelines server."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.pipelines.schedule import schedule_pipeline
 

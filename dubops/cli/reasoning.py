@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    err_console,
-    load,
-    print_json,
-    tracked_run,
-    user_errors,
-)
+from dubops.cli.common import JsonOption, err_console, print_json, tracked_run, user_errors
+from dubops.cli.options import config_options
 from dubops.cli.train import DataOption, MinutesOption, MlflowOption, ResumeOption
 from dubops.errors import InputError
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
 
@@ -42,23 +36,22 @@ def _report(result: Any, as_json: bool) -> None:
     )
 
 
+@config_options(json=True)
 def reasoner_sft(
     data: DataOption = Path("data/tiny"),
     out: OutOption = Path("outputs/reasoner_sft"),
     resume: ResumeOption = False,
     max_minutes: MinutesOption = None,
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Stage 1.1: chain-of-thought SFT of the reasoner (TRL SFTTrainer, answer-only loss).
 
     Tiny preset: trains a tokenizer, builds a random LLaVA, warms its vision
     tower up on the clip labels, then SFT. Base: LoRA on reasoning.pretrained_path.
     """
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.reasoning.sft import train_sft
 
@@ -67,6 +60,7 @@ def reasoner_sft(
     _report(result, as_json)
 
 
+@config_options(json=True)
 def reasoner_mpo(
     data: DataOption = Path("data/tiny"),
     sft: Annotated[
@@ -76,14 +70,12 @@ def reasoner_mpo(
     resume: ResumeOption = False,
     max_minutes: MinutesOption = None,
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Stage 1.2: mixed preference optimisation (TRL DPO: sigmoid + bco_pair + sft, plus
     the format and accuracy terms) from the SFT model, against a frozen copy of it."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.reasoning.mpo import train_mpo
 

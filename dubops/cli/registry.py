@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    load,
-    print_json,
-    user_errors,
-)
+from dubops.cli.common import print_json, user_errors
+from dubops.cli.options import config_options
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 app = typer.Typer(
     help="List, compare, promote and roll back dubbing models in the MLflow registry.",
@@ -26,21 +22,21 @@ RefArgument = Annotated[str, typer.Argument(help="A version number (3, v3) or an
 ReasonOption = Annotated[str, typer.Option("--reason", help="Kept in the champion history.")]
 
 
-def _config(preset: str, config_file, overrides):
-    # MLflow's per-file download bars would bury the tables.
+@app.callback()
+def _quiet_downloads() -> None:
+    # MLflow's per-file download bars would bury the tables. No docstring: it would
+    # replace the group's help.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return load(preset, config_file, overrides)
 
 
 @app.command("list")
+@config_options(json=True)
 def list_command(
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Every version: aliases, gate verdict and the gated metrics."""
-    config = _config(preset, config_file, overrides)
     with user_errors():
         from dubops.registry.listing import list_registry
 
@@ -67,15 +63,14 @@ def list_command(
 
 
 @app.command("show")
+@config_options(json=True)
 def show_command(
     ref: RefArgument,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """One version (or alias): provenance tags, metrics, baselines, champion history."""
-    config = _config(preset, config_file, overrides)
     with user_errors():
         from dubops.registry.listing import show_version
 
@@ -121,19 +116,18 @@ def show_command(
 
 
 @app.command("promote")
+@config_options(json=True)
 def promote_command(
     version: RefArgument,
     reason: ReasonOption = "",
     force: Annotated[
         bool, typer.Option("--force", help="Promote without the gate (an operator's decision).")
     ] = False,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Make a version the champion: the gate runs first (inside the promotion lock)."""
-    config = _config(preset, config_file, overrides)
     with user_errors():
         from dubops.registry.promotion import GateRefusedError, promote
         from dubops.registry.store import CHAMPION, alias_version, registry_client, resolve_version
@@ -159,15 +153,14 @@ def promote_command(
 
 
 @app.command("rollback")
+@config_options(json=True)
 def rollback_command(
     reason: ReasonOption = "",
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Give the champion alias back to the previous champion."""
-    config = _config(preset, config_file, overrides)
     with user_errors():
         from dubops.registry.promotion import rollback
         from dubops.registry.store import CHAMPION, alias_version, registry_client
@@ -181,16 +174,15 @@ def rollback_command(
 
 
 @app.command("compare")
+@config_options(json=True)
 def compare_command(
     a: Annotated[str, typer.Argument(help="Version or alias (e.g. champion).")],
     b: Annotated[str, typer.Argument(help="Version or alias (e.g. challenger).")],
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Two versions metric by metric (gated metrics first)."""
-    config = _config(preset, config_file, overrides)
     with user_errors():
         from dubops.registry.listing import compare_versions
 
@@ -210,17 +202,16 @@ def compare_command(
 
 
 @app.command("gate")
+@config_options(json=True)
 def gate_command(
     version: Annotated[
         str | None, typer.Argument(help="Version to judge (default: the challenger).")
     ] = None,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Run the promotion gate without promoting (exit 1 when it refuses)."""
-    config = _config(preset, config_file, overrides)
     with user_errors():
         from dubops.registry.gate import run_gate
         from dubops.registry.store import registry_client, resolve_version

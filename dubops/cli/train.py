@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import (
-    ConfigFileOption,
-    JsonOption,
-    PresetOption,
-    SetOption,
-    err_console,
-    load,
-    off_switch,
-    print_json,
-    tracked_run,
-    user_errors,
-)
-from dubops.errors import InputError
+from dubops.cli.common import err_console, off_switch, print_json, tracked_run, user_errors
+from dubops.cli.options import config_options
+
+if TYPE_CHECKING:
+    from dubops.config import DubOpsConfig
 
 app = typer.Typer(help="Train the models (each stage resumable, logged to MLflow).")
 
@@ -54,6 +46,7 @@ def _run(stage: str, config, data: Path, as_json: bool, mlflow: bool, fn) -> Non
 
 
 @app.command("dit-pretrain")
+@config_options(json=True)
 def dit_pretrain(
     data: DataOption = Path("data/tiny"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path(
@@ -62,13 +55,11 @@ def dit_pretrain(
     resume: ResumeOption = False,
     max_minutes: MinutesOption = None,
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Stage 2.1: pretrain the DiT with conditional flow matching (F5-TTS objective)."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.speech.stages import pretrain_dit
 
@@ -83,6 +74,7 @@ def dit_pretrain(
 
 
 @app.command("controlnet")
+@config_options(json=True)
 def controlnet(
     data: DataOption = Path("data/tiny"),
     pretrained: Annotated[
@@ -94,13 +86,11 @@ def controlnet(
     resume: ResumeOption = False,
     max_minutes: MinutesOption = None,
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Stage 2.2: tune the ControlNet (video + conclusion) and the duration predictor."""
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dubops.speech.stages import tune_controlnet
 
@@ -117,16 +107,16 @@ def controlnet(
 
 
 @app.command("duration")
+@config_options(json=True)
 def duration(
     model: Annotated[
         Path, typer.Option("--model", "-m", help="Finished controlnet run folder (updated).")
     ] = Path("outputs/controlnet"),
     data: DataOption = Path("data/tiny"),
     mlflow: MlflowOption = True,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-    as_json: JsonOption = False,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
 ) -> None:
     """Refine a ControlNet folder's duration predictor alone (lip sync), in place.
 
@@ -137,7 +127,6 @@ def duration(
     validation onset error (video frames between where each phoneme starts and
     where it should).
     """
-    config = load(preset, config_file, overrides)
     with user_errors():
         from dataclasses import asdict
 
@@ -153,126 +142,3 @@ def duration(
                 f"{result.onset_error_after:.3f} frames (best at update {result.best_step} of "
                 f"{result.steps}), {result.minutes:.1f} min -> {model}"
             )
-
-
-def dub_command(
-    model: Annotated[
-        Path, typer.Option("--model", "-m", help="Finished controlnet (or graph) run folder.")
-    ],
-    data: DataOption = Path("data/tiny"),
-    library: Annotated[
-        Path | None,
-        typer.Option("--library", help="Footage library; required for a graph run folder."),
-    ] = None,
-    split: Annotated[
-        list[str] | None, typer.Option("--split", help="Splits (default: test_s1 test_s2).")
-    ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of <clip_id>.wav.")] = Path(
-        "outputs/dubbed"
-    ),
-    ablation: Annotated[
-        str, typer.Option(help="none, no-visual, no-conclusion or no-duration.")
-    ] = "none",
-    max_clips: Annotated[int | None, typer.Option(min=1, help="Only the first N clips.")] = None,
-    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-) -> None:
-    """Dub every clip of corpus splits with a trained generator (then run `dubops eval`)."""
-    config = load(preset, config_file, overrides)
-    with user_errors():
-        import torch
-
-        from dubops.cli.common import progress_bar
-        from dubops.speech.corpus_dubbing import dub_corpus
-        from dubops.speech.generator import Ablation, SpeechGenerator
-
-        torch.set_num_threads(threads)
-        generator = SpeechGenerator.from_dir(
-            model,
-            config.audio,
-            library=library,
-            backend=config.library.backend,
-            lip_align=config.speech.lip_align,
-        )
-        with progress_bar(f"dubbing ({ablation})") as update:
-            paths = dub_corpus(
-                generator,
-                data,
-                split or ["test_s1", "test_s2"],
-                out,
-                Ablation.named(ablation),
-                max_clips,
-                update,
-            )
-        err_console().print(f"[bold green]dubbed[/] {len(paths)} clips -> {out}")
-
-
-def speak_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Finished controlnet run folder.")],
-    script: Annotated[str, typer.Option("--script", help="What to say.")],
-    prompt: Annotated[Path, typer.Option("--prompt", help="Timbre prompt wav (0.5 s or more).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output wav.")] = Path("speech.wav"),
-    video: Annotated[
-        Path | None, typer.Option("--video", help="Silent clip: sets the slot and the lips.")
-    ] = None,
-    seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Slot length when there is no video.")
-    ] = None,
-    conclusion: Annotated[
-        str | None,
-        typer.Option(help="scene_type,gender,age,emotion e.g. monologue,female,adult,joy"),
-    ] = None,
-    nfe: Annotated[int | None, typer.Option(min=1, help="ODE steps.")] = None,
-    preset: PresetOption = "tiny",
-    config_file: ConfigFileOption = None,
-    overrides: SetOption = None,
-) -> None:
-    """Quick check: speak one script in a prompt's voice, fitted to a video slot."""
-    config = load(preset, config_file, overrides)
-    with user_errors():
-        from dubops.cli import checks
-
-        checks.output_file(out, "--out", ".wav")
-        checks.input_dir(model, "--model", hint="give a finished controlnet run folder")
-        text = checks.script_text(script, "--script")
-        if video is not None:
-            checks.script_fits(text, checks.video_file(video, "--video"), "--script")
-        elif seconds is not None:
-            checks.script_fits(text, checks.slot_seconds(seconds, "--seconds"), "--script")
-        else:
-            raise InputError("give --video (the slot and the lips) or --seconds (the slot)")
-        checks.prompt_wav(prompt, "--prompt")
-        from dubops.audio import read_wav, write_wav
-        from dubops.speech.generator import SpeechGenerator
-
-        fields = None
-        if conclusion is not None:
-            parts = [p.strip() for p in conclusion.split(",")]
-            if len(parts) != 4:
-                raise InputError(
-                    "--conclusion needs four comma-separated values: scene_type,gender,age,emotion"
-                )
-            fields = dict(zip(("scene_type", "gender", "age", "emotion"), parts, strict=True))
-        frames, fps = None, 25.0
-        if video is not None:
-            from dubops.video import read_video
-
-            frames, fps = read_video(video)
-        wave_in, rate = read_wav(prompt)
-        generator = SpeechGenerator.from_dir(model, config.audio, lip_align=config.speech.lip_align)
-        wave = generator.generate(
-            script,
-            wave_in,
-            rate,
-            video_frames=frames,
-            target_seconds=seconds,
-            conclusion=fields,
-            nfe=nfe,
-            fps=fps,
-        )
-        write_wav(out, wave, config.audio.sample_rate)
-        err_console().print(
-            f"[bold green]wrote[/] {out} ({len(wave) / config.audio.sample_rate:.2f} s)"
-        )

@@ -7,23 +7,19 @@ here (one model each) rather than new keyword arguments.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from dubops.config.library_settings import LibraryConfig
+from dubops.config.pipeline_settings import PipelineConfig
+from dubops.config.section import CheckedSection
 from dubops.emotion.graph_settings import GraphConfig
 from dubops.emotion.settings import ExtractorsConfig
-from dubops.feature_store.settings import LibraryConfig
-from dubops.pipelines.settings import PipelineConfig
 from dubops.reasoning.settings import ReasonerConfig
 from dubops.registry.settings import RegistryConfig
 from dubops.speech.settings import SpeechConfig
 
 
-class _Section(BaseModel):
-    # Unknown keys are a typo, not a wish: reject them with the field's name.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class AudioConfig(_Section):
+class AudioConfig(CheckedSection):
     """The F5-TTS mel front end, kept so F5 checkpoints and vocoders fit."""
 
     sample_rate: int = Field(24_000, gt=0)
@@ -35,7 +31,7 @@ class AudioConfig(_Section):
     griffin_lim_iters: int = Field(32, gt=0)
 
 
-class VideoConfig(_Section):
+class VideoConfig(CheckedSection):
     """Clip video: 25 fps as in V2C/GRID; square frames, tiny keeps them small."""
 
     fps: int = Field(25, gt=0)
@@ -43,7 +39,7 @@ class VideoConfig(_Section):
     crf: int = Field(18, ge=0, le=51, description="h264 quality; low keeps mouths crisp")
 
 
-class SynthConfig(_Section):
+class SynthConfig(CheckedSection):
     """The synthetic dubbing corpus (dubops.data.synthetic)."""
 
     clips: int = Field(360, gt=0, description="number of dubbing clips")
@@ -73,7 +69,7 @@ class SynthConfig(_Section):
         return self
 
 
-class ReportConfig(_Section):
+class ReportConfig(CheckedSection):
     """Learnability report: which measurements run and how big they are."""
 
     max_clips: int = Field(400, gt=0, description="clips measured at most (held-out first)")
@@ -83,7 +79,7 @@ class ReportConfig(_Section):
     )
 
 
-class TrackingConfig(_Section):
+class TrackingConfig(CheckedSection):
     """MLflow: SQLite store and a local artifact folder unless a server is given."""
 
     tracking_uri: str = "sqlite:///mlruns.db"
@@ -91,7 +87,7 @@ class TrackingConfig(_Section):
     experiment: str = "dubops"
 
 
-class DubOpsConfig(_Section):
+class DubOpsConfig(CheckedSection):
     """The whole configuration, loaded once at the entry point and passed down."""
 
     preset: str = "tiny"

@@ -27,6 +27,12 @@ nothing reaches further than 1.2 r from a slot's centre, so neighbours' heads
 stay at least 0.18 slot widths apart (the report counts heads as column runs).
 Frames are uint8 ``(n, size, size, 3)`` RGB; everything is deterministic given
 the rng.
+
+This module only draws. The slot layout (:func:`~dubops.speech.mouth.character_boxes`)
+and the drawn mouth's size come from :mod:`dubops.speech.mouth`, whose
+:func:`~dubops.speech.mouth.measure_mouth_openings` reads the mouths back: the
+speech generator measures them at inference and must not import this renderer,
+and sharing the geometry keeps drawing and measuring in step.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, MAX_PEOPLE
+from dubops.speech.mouth import JAW_DROP, MOUTH_CLOSED, Slot, character_boxes
 
 # Flat wall colour per emotion (RGB), its lighting (a multiplier on the
 # characters) and the décor mark drawn faintly on the wall.
@@ -111,10 +118,10 @@ _EYE_WHITE = (246, 246, 246)
 _PUPIL = (28, 24, 36)
 _DROP = (130, 196, 255)
 
-# Mouth geometry in units of r: closed-line height, full jaw drop, lip width.
+# Mouth geometry in units of r: closed-line height and lip width. Its closed
+# half-height and jaw drop are MOUTH_CLOSED and JAW_DROP of dubops.speech.mouth,
+# which measures the mouths with them.
 _MOUTH_Y = 0.38
-_MOUTH_CLOSED = 0.05
-_JAW_DROP = 0.36
 _LIP = 0.08
 # Silent mouths rest at _IDLE_REST and part by up to _IDLE_PEAK about once per
 # _IDLE_EVERY frames; the least speech-correlated of _IDLE_TRIES draws is kept.
@@ -122,12 +129,6 @@ _IDLE_REST = 0.04
 _IDLE_PEAK = 0.25
 _IDLE_EVERY = 40
 _IDLE_TRIES = 32
-# Measurement: relative to the face's luma L (the window's median), pixels at or
-# below _DARK_LO * L count fully as mouth interior, fading linearly to zero at
-# _DARK_HI * L, a range that spans interior (<= 0.2 L) to lips (>= 0.75 L) so a
-# pixel's darkness is linear in how much of it the interior covers.
-_DARK_LO, _DARK_HI = 0.2, 0.72
-_WINDOW_Y, _WINDOW_RX, _WINDOW_RY = 0.5, 0.56, 0.38
 
 
 @dataclass(frozen=True)
@@ -138,39 +139,6 @@ class Character:
     age: str  # "child" | "adult" | "elderly"
     emotion: str
     talking: bool
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """Where a character stands: head centre and adult head radius."""
-
-    cx: float
-    cy: float
-    r: float
-
-    @classmethod
-    def from_box(cls, box: tuple[int, int, int, int], size: int) -> _Slot:
-        x0, _, x1, _ = box
-        return cls((x0 + x1) / 2, 0.38 * size, 0.34 * (x1 - x0))
-
-
-def character_boxes(num_people: int, size: int) -> list[tuple[int, int, int, int]]:
-    """Deterministic bounding box (x0, y0, x1, y1) of each character slot in a size x size frame.
-
-    Slots split the width evenly; a lone character gets a centred half-width slot
-    so it is drawn at the same scale as one of two.
-    """
-    if not 0 <= num_people <= MAX_PEOPLE:
-        raise ValueError(f"num_people must be in 0..{MAX_PEOPLE}, got {num_people}")
-    if num_people == 0:
-        return []
-    width = size / max(num_people, 2)
-    left = (size - width * num_people) / 2
-    y0 = round(0.38 * size - 1.5 * 0.34 * width)
-    return [
-        (round(left + i * width), max(y0, 0), round(left + (i + 1) * width), size)
-        for i in range(num_people)
-    ]
 
 
 def render_clip(
@@ -199,7 +167,7 @@ def render_clip(
     wall, light = _draw_scene(canvas, scene_emotion, rng)
     mouths = []
     for char, box in zip(characters, character_boxes(len(characters), size), strict=True):
-        slot = _Slot.from_box(box, size)
+        slot = Slot.from_box(box, size)
         mouths.append(_draw_character(canvas, char, slot, wall, light, rng))
     static = canvas.to_uint8()
     signals = [
@@ -211,46 +179,6 @@ def render_clip(
         (r0, r1, c0, c1), patches = _draw_mouths(static, spec, signal)  # (n, ph, pw, 3)
         frames[:, r0:r1, c0:c1] = patches
     return frames
-
-
-def measure_mouth_openings(frames: np.ndarray, num_people: int) -> np.ndarray:
-    """Read the mouth opening of each character back from the drawn frames.
-
-    Sums the darkness (soft luma threshold) of the mouth interior inside an
-    elliptic window below each slot's head centre; works on frames decoded from
-    the lossy h264 mp4. The unit is roughly the area of a fully open neutral
-    mouth: a closed mouth reads about 0.2-0.4 (its line and lips), a wide-open one ~1.
-    The window's darkness ramp is relative to the face's own luma, so lighting
-    and skin tone do not change the scale much; compare tracks by correlation.
-
-    Args:
-        frames: uint8 ``(n, h, w, 3)`` RGB, square.
-        num_people: characters on screen (sets the slots).
-
-    Returns:
-        ``(num_people, n)`` float.
-    """
-    frames = np.asarray(frames)
-    n, size = frames.shape[0], frames.shape[2]
-    out = np.zeros((num_people, n), dtype=np.float64)
-    for i, box in enumerate(character_boxes(num_people, size)):
-        slot = _Slot.from_box(box, size)
-        r = slot.r
-        cy = slot.cy + _WINDOW_Y * r
-        y0, y1 = int(cy - _WINDOW_RY * r), int(np.ceil(cy + _WINDOW_RY * r)) + 1
-        x0, x1 = int(slot.cx - _WINDOW_RX * r), int(np.ceil(slot.cx + _WINDOW_RX * r)) + 1
-        y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, frames.shape[1]), min(x1, size)
-        ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-        xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-        weight = ((xs - slot.cx) / (_WINDOW_RX * r)) ** 2 + ((ys - cy) / (_WINDOW_RY * r)) ** 2
-        weight = (weight <= 1.0).astype(np.float32)  # (wh, ww)
-        patch = frames[:, y0:y1, x0:x1].astype(np.float32)  # (n, wh, ww, 3)
-        luma = patch @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        face = float(np.median(luma[:, weight > 0]))
-        dark = np.clip((_DARK_HI * face - luma) / ((_DARK_HI - _DARK_LO) * face), 0.0, 1.0)
-        full_open = np.pi * 0.3 * (_MOUTH_CLOSED + _JAW_DROP / 2) * r * r
-        out[i] = (dark * weight).sum(axis=(1, 2)) / full_open
-    return out
 
 
 # ---------------------------------------------------------------- drawing
@@ -427,7 +355,7 @@ def _lit(colour, light: np.ndarray) -> np.ndarray:
 def _draw_character(
     canvas: _Canvas,
     char: Character,
-    slot: _Slot,
+    slot: Slot,
     wall: np.ndarray,
     light: np.ndarray,
     rng: np.random.Generator,
@@ -447,8 +375,8 @@ def _draw_character(
         half_width=face.mouth[0] * r * scale,
         curve_left=face.mouth[1] * r * scale,
         curve_right=face.mouth[2] * r * scale,
-        closed=_MOUTH_CLOSED * r,
-        jaw=_JAW_DROP * r * scale,
+        closed=MOUTH_CLOSED * r,
+        jaw=JAW_DROP * r * scale,
         lip=_LIP * r,
         lip_colour=look.lit(_LIPSTICK) if lipstick else look.face * 0.82,
         inside_colour=look.lit(_MOUTH_INSIDE),
@@ -484,7 +412,7 @@ def _pick_look(
     return _Look(light, skin, face, hair, best)
 
 
-def _draw_body(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> None:
+def _draw_body(canvas: _Canvas, char: Character, slot: Slot, look: _Look) -> None:
     """Long hair behind, neck, torso and what is worn on it; the cane of the elderly."""
     cx, cy, r, size = slot.cx, slot.cy, slot.r, canvas.size
     female, child, old = char.gender == "female", char.age == "child", char.age == "elderly"
@@ -528,7 +456,7 @@ def _draw_body(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> No
         canvas.polygon([(cx + dx * r, top + dy * r) for dx, dy in tie], look.lit((40, 36, 60)))
 
 
-def _draw_head(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> None:
+def _draw_head(canvas: _Canvas, char: Character, slot: Slot, look: _Look) -> None:
     """Face and hair: bangs for women and children, short hair for men, a bald crown
     with a white fringe and a moustache for old men, a bun for old women."""
     cx, cy, r = slot.cx, slot.cy, slot.r
@@ -570,7 +498,7 @@ def _draw_head(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> No
     canvas.ellipse(cx, cy + 0.13 * r, 0.08 * r, 0.06 * r, look.skin * 0.8)
 
 
-def _draw_marks(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> None:
+def _draw_marks(canvas: _Canvas, char: Character, slot: Slot, look: _Look) -> None:
     """Cartoon marks: wrinkles of age, blush, tear, sweat drop, anger vein, nose wrinkles."""
     cx, cy, r = slot.cx, slot.cy, slot.r
     mark = _FACES[char.emotion].mark
@@ -599,7 +527,7 @@ def _draw_marks(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> N
             canvas.line(line, 0.05 * r, look.skin * 0.72)
 
 
-def _draw_eyes(canvas: _Canvas, char: Character, slot: _Slot, look: _Look) -> None:
+def _draw_eyes(canvas: _Canvas, char: Character, slot: Slot, look: _Look) -> None:
     """Eyes, lids and brows: where most of the expression is."""
     face = _FACES[char.emotion]
     eye_open, pupil, lid_tilt = face.eye

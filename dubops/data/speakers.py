@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dubops.data.espeak import Prosody
+from dubops.speech.espeak import Prosody
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ _WORKER_MODULES = [
     "dubops.audio",
     "dubops.video",
     "dubops.data.cartoon",
-    "dubops.data.espeak",
+    "dubops.speech.espeak",
     "dubops.data.cot",
     "dubops.data.scripts",
     "dubops.data.speakers",
@@ -221,7 +221,7 @@ def _phoneme_frames(
 def _speak(text: str, voice: str, prosody, config: DubOpsConfig, seed: int = 0):
     """espeak -> 24 kHz float wave + phonemes + frame durations."""
     from dubops.audio import num_mel_frames, resample
-    from dubops.data.espeak import EspeakSynthesizer
+    from dubops.speech.espeak import EspeakSynthesizer
 
     utt = EspeakSynthesizer.shared().synthesize(text, voice, prosody, seed=seed)
     sr = config.audio.sample_rate

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from dubops.config.section import Section
 from dubops.errors import InputError
 from dubops.speech.train_config import TrainConfig
 
 QUERY_MODALITIES: tuple[str, ...] = ("scene", "face", "text")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ def graph_ablation(name: str) -> GraphAblation:
     return GRAPH_ABLATIONS[name]
 
 
-class GraphConfig(_Section):
+class GraphConfig(Section):
     """The progressive graph, its aggregation and the graph-synthesizer stage (``graph``)."""
 
     dim: int = Field(256, gt=0, description="node and output size (Authentic-Dubber: 256)")

@@ -84,7 +84,8 @@ def train_graph(
     from dubops.feature_store.retrieval import FootageLibrary
     from dubops.speech.checkpoint import load_weights
     from dubops.speech.data import ClipDataset, collate_utterances
-    from dubops.speech.generator import dub_clip_mel, load_dubbing_model
+    from dubops.speech.generator import dub_clip_mel
+    from dubops.speech.loading import load_dubbing_model
     from dubops.speech.trainer import Trainer
 
     start = time.time()

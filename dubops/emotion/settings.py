@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from dubops.config.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class FitSettings(_Section):
+class FitSettings(Section):
     """How one extractor's emotion head is trained (cross-entropy on the 7 emotions)."""
 
     epochs: int = Field(30, gt=0)
@@ -30,7 +28,7 @@ class FitSettings(_Section):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
-class SceneSettings(_Section):
+class SceneSettings(Section):
     """Whole frames: the wall colour, lighting and everyone on screen."""
 
     frames: int = Field(4, ge=1, description="frames sampled evenly across the clip")
@@ -39,7 +37,7 @@ class SceneSettings(_Section):
     fit: FitSettings = Field(default_factory=FitSettings)
 
 
-class FaceSettings(_Section):
+class FaceSettings(Section):
     """Face crops from a detector, then a small CNN on the crops.
 
     Measured on the tiny corpus's cartoon faces (3 frames of all 360 clips,
@@ -59,7 +57,7 @@ class FaceSettings(_Section):
     fit: FitSettings = Field(default_factory=FitSettings)
 
 
-class TextSettings(_Section):
+class TextSettings(Section):
     """Text-self (script) and text-react (react line) on a frozen sentence encoder."""
 
     encoder_path: str | None = Field(
@@ -70,7 +68,7 @@ class TextSettings(_Section):
     fit: FitSettings = Field(default_factory=lambda: FitSettings(epochs=60, lr=1e-3))
 
 
-class AudioSettings(_Section):
+class AudioSettings(Section):
     """A conv + GRU speech-emotion encoder on log-mels (not the EMO-ACC classifier)."""
 
     channels: int = Field(96, gt=0)
@@ -88,7 +86,7 @@ class AudioSettings(_Section):
     fit: FitSettings = Field(default_factory=lambda: FitSettings(epochs=25, lr=2e-3))
 
 
-class ExtractorsConfig(_Section):
+class ExtractorsConfig(Section):
     """The four emotion extractors (the ``emotion`` section of ``DubOpsConfig``)."""
 
     dim: int = Field(256, gt=0, description="every emotion vector's size (Authentic-Dubber: 256)")

@@ -4,14 +4,16 @@ SyncNet (Chung & Zisserman 2016) scores lip sync by the audio-visual embedding
 distance at the best offset (LSE-D, lower better) and by how much that minimum
 stands out of the distances over all offsets (LSE-C: median - min, higher better).
 Our proxy replaces the embedding distance with the correlation of the measured
-mouth opening (:func:`dubops.data.cartoon.measure_mouth_openings`) and the speech
+mouth opening (:func:`dubops.speech.mouth.measure_mouth_openings`) and the speech
 RMS envelope per video frame (:func:`dubops.audio.speech_envelope`):
 ``distance = 1 - peak correlation`` and ``confidence = peak - median correlation``.
 
 Mouth tracks come from the drawn cartoon mouths (``cartoon``, our synthetic
-corpus) or from MediaPipe face landmarks on filmed faces (``face-mesh``,
-:mod:`dubops.evaluation.face_mesh`). The exact SyncNet scores, from weights at a
-local path, are in :mod:`dubops.evaluation.syncnet`.
+corpus) or from MediaPipe face landmarks on filmed faces (``face-mesh``). Both
+trackers live in :mod:`dubops.speech.mouth`, because the speech generator reads
+the same tracks at inference; evaluation imports them from there, so the metric
+scores the mouths the generator aligned to. The exact SyncNet scores, from
+weights at a local path, are in :mod:`dubops.evaluation.syncnet`.
 """
 
 from __future__ import annotations
@@ -21,18 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dubops.data.report.lipsync import pearson
+from dubops.speech.mouth import MouthTrack, character_boxes, measure_mouth_openings, track_mouth
 
 MOUTH_TRACKERS = ("cartoon", "face-mesh")
-
-
-@dataclass(frozen=True)
-class MouthTrack:
-    """The talker's mouth over a clip, or why there is none."""
-
-    opening: np.ndarray | None  # (n,) opening per video frame; None: nothing to score
-    boxes: np.ndarray | None  # (n, 4) talker's face box x0, y0, x1, y1 in pixels
-    reason: str | None = None  # why ``opening`` is None
-    detected: float = 1.0  # share of frames where the face was found (the rest interpolated)
 
 
 @dataclass(frozen=True)
@@ -84,9 +77,7 @@ def av_sync(mouth_track: np.ndarray, envelope: np.ndarray, max_lag: int = 15) ->
 
 def _cartoon_face_boxes(num_people: int, talker_index: int, size: int, n: int) -> np.ndarray:
     """The drawn head's box: radius 0.34 slot widths, centred 1.5 radii below the slot's
-    top (the slot geometry of :mod:`dubops.data.cartoon`)."""
-    from dubops.data.cartoon import character_boxes
-
+    top (the slot geometry of :mod:`dubops.speech.mouth`)."""
     x0, y0, x1, _ = character_boxes(num_people, size)[talker_index]
     r = 0.34 * (x1 - x0)
     cx, cy = (x0 + x1) / 2, y0 + 1.5 * r
@@ -115,11 +106,7 @@ def track_talker_mouth(
     if talker_index >= num_people:
         raise ValueError(f"talker_index {talker_index} out of range for {num_people} people")
     if tracker == "face-mesh":
-        from dubops.evaluation.face_mesh import track_mouth
-
         return track_mouth(video_frames)
-    from dubops.data.cartoon import measure_mouth_openings
-
     mouths = measure_mouth_openings(video_frames, num_people)  # (p, n)
     n, _, size = np.asarray(video_frames).shape[:3]
     return MouthTrack(mouths[talker_index], _cartoon_face_boxes(num_people, talker_index, size, n))

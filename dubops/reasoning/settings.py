@@ -10,14 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from dubops.config.section import CheckedSection
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class VisionTowerConfig(_Section):
+class VisionTowerConfig(CheckedSection):
     """A CLIP vision transformer (tiny preset; random init)."""
 
     hidden_size: int = Field(192, gt=0)
@@ -27,7 +25,7 @@ class VisionTowerConfig(_Section):
     patch_size: int = Field(16, gt=0)
 
 
-class LanguageModelConfig(_Section):
+class LanguageModelConfig(CheckedSection):
     """A Llama decoder (tiny preset; random init) over the tokenizer built here."""
 
     hidden_size: int = Field(256, gt=0)
@@ -38,7 +36,7 @@ class LanguageModelConfig(_Section):
     vocab_size: int = Field(1024, ge=300, description="BPE vocabulary trained on the corpus text")
 
 
-class LoraSettings(_Section):
+class LoraSettings(CheckedSection):
     """PEFT LoRA on a pretrained checkpoint (base preset)."""
 
     r: int = Field(16, gt=0)
@@ -50,7 +48,7 @@ class LoraSettings(_Section):
     )
 
 
-class ReasonerTrainConfig(_Section):
+class ReasonerTrainConfig(CheckedSection):
     """One TRL stage: optimisation, cadence and stopping."""
 
     lr: float = Field(5e-4, gt=0)
@@ -73,7 +71,7 @@ class ReasonerTrainConfig(_Section):
     seed: int = 0
 
 
-class VisionWarmupConfig(_Section):
+class VisionWarmupConfig(CheckedSection):
     """LLaVA's stage-1 idea for a random tower: learn the clip labels before any text."""
 
     epochs: int = Field(30, ge=0, description="0 skips the warm-up (pretrained towers)")
@@ -115,7 +113,7 @@ class MPOSettings(ReasonerTrainConfig):
     )
 
 
-class ReasonerConfig(_Section):
+class ReasonerConfig(CheckedSection):
     """The whole reasoner: model, inputs, training stages and decoding."""
 
     model: Literal["tiny", "pretrained"] = "tiny"

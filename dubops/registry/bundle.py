@@ -8,6 +8,10 @@
 <bundle>/extractors/        scene/face/text/audio extractors (embed a new clip for retrieval)
 <bundle>/example/           one held-out clip: clip.mp4, prompt.wav, example.json
 
+A bundle is recognised by its ``bundle.json`` (written last, before the folder is
+renamed into place): assembly replaces a folder that has one, or an empty one, and
+refuses any other (it may hold a user's files) before it writes anything.
+
 Only safetensors weights and JSON/text settings are copied (training checkpoints,
 samples and caches stay behind); nothing pickled enters. The footage library is
 not copied: it is a Feast repository with its own store, versioned on its own;
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dubops.errors import DubOpsError
+from dubops.errors import DubOpsError, InputError
 from dubops.fileio import replace_dir, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
@@ -99,7 +103,8 @@ def assemble_bundle(
     failure never leaves half a bundle (an existing bundle is replaced whole).
 
     Args:
-        out_dir: the bundle folder to write.
+        out_dir: the bundle folder to write: missing, empty, or a bundle assembled
+            before (replaced); any other folder is refused.
         reasoner_dir: a ``dubops train reasoner-sft`` / ``reasoner-mpo`` folder.
         speech_dir: a ``dubops train graph`` folder (or a ``controlnet`` one); its DiT
             folder is found through its ``stage.json``.
@@ -112,6 +117,7 @@ def assemble_bundle(
         ``out_dir``.
 
     Raises:
+        InputError: ``out_dir`` is a file, or a non-empty folder without a ``bundle.json``.
         BundleError: a part is missing, or the library does not match the graph
             stage or the extractors (the message names the command that fixes it).
     """
@@ -120,6 +126,7 @@ def assemble_bundle(
     from dubops.feature_store.layout import BUILD_HINT, LibraryLayout
 
     out_dir, speech_dir = Path(out_dir), Path(speech_dir)
+    check_replaceable(out_dir)
     library = LibraryLayout(Path(library_dir)).read_info()
     stage = _read_json(speech_dir / "stage.json", "speech_dir", "dubops train controlnet")
     pretrain_dir = speech_dir / stage.get("pretrain_dir", "")
@@ -181,6 +188,33 @@ def assemble_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("assembled dubbing bundle %s (%s)", out_dir, info["bundle_hash"])
     return out_dir
+
+
+def is_bundle(folder: str | Path) -> bool:
+    """Whether assembly made this folder: its ``bundle.json`` names a format and a hash."""
+    try:
+        raw = json.loads((Path(folder) / BUNDLE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(raw, dict) and "format" in raw and "bundle_hash" in raw
+
+
+def check_replaceable(out_dir: str | Path, option: str = "out_dir") -> None:
+    """Refuse to replace a folder that is not a bundle (it may hold a user's files).
+
+    Raises:
+        InputError: ``out_dir`` is a file, or a non-empty folder without a ``bundle.json``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{option} {out_dir}: is a file; give a folder for the bundle")
+    if not out_dir.is_dir() or is_bundle(out_dir) or not any(out_dir.iterdir()):
+        return
+    raise InputError(
+        f"{option} {out_dir}: holds files but no {BUNDLE_FILE}, so it is not a bundle "
+        f"assembly made, and assembling would replace it and delete them; choose another "
+        f"{option}, or delete the folder yourself if its files can go"
+    )
 
 
 def read_bundle(bundle_dir: str | Path) -> BundleInfo:

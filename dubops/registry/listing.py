@@ -3,6 +3,11 @@
 Directions for ``compare`` come from the evaluation's metric table
 (:data:`dubops.evaluation.report.METRICS`), the gate's settings and the rule that
 every reasoner metric is an accuracy or a rate (higher is better).
+
+The champion history is written before the alias moves (:mod:`dubops.registry.promotion`),
+so its last entry may name a version the alias does not point at yet: ``show``
+returns it as stored and marks that entry ``pending`` with a note, instead of
+taking the history's top for the champion.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dubops.registry.store import (
+    CHAMPION,
     HISTORY_TAG,
     alias_version,
     list_versions,
@@ -105,8 +111,37 @@ def show_version(config: DubOpsConfig, ref: str) -> dict[str, Any]:
         for k, v in (version.tags or {}).items()
         if not k.startswith(("metric.", "baseline.")) and k != HISTORY_TAG
     }
-    if int(version.version) == alias_version(client, name, "champion"):
-        out["champion_history"] = read_history(client, name)
+    champion = alias_version(client, name, CHAMPION)
+    if int(version.version) == champion:
+        out["champion_history"] = marked_history(read_history(client, name), champion)
+    return out
+
+
+def marked_history(history: list[dict[str, Any]], champion: int | None) -> list[dict[str, Any]]:
+    """The history with its last entry marked ``pending`` when the alias is another version.
+
+    That happens when a promotion or rollback stopped between writing the history
+    and moving the alias (or the alias was moved outside DubOps): the entry names
+    the champion that was meant. Promoting or rolling back again settles it.
+    """
+    from dubops.registry.promotion import pending_promotion
+
+    out = [dict(h) for h in history]
+    if not out or int(out[-1]["version"]) == champion:
+        return out
+    top, alias = out[-1], "none" if champion is None else f"v{champion}"
+    top["pending"] = True
+    if pending_promotion(history, champion):
+        top["note"] = (
+            f"the champion alias is still {alias}: this promotion stopped before it moved "
+            f"the alias; promote v{top['version']} again (rollback and promote skip it)"
+        )
+    else:
+        top["note"] = (
+            f"the champion alias is {alias}, not this version: a rollback stopped before it "
+            "moved the alias (or the alias was moved outside DubOps); "
+            "`dubops registry rollback` returns to this version"
+        )
     return out
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import tempfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -44,37 +45,60 @@ logger = logging.getLogger(__name__)
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT = "dubbing_model"
-INPUT_COLUMNS = (("video_path", True), ("script", True), ("prompt_path", True), ("react", False))
+MODEL_WHEEL_DIR = "artifacts"  # where MLflow puts a logged model's file artifacts
+INPUT_COLUMNS = (
+    ("video_b64", False),
+    ("video_path", False),
+    ("script", True),
+    ("prompt_b64", False),
+    ("prompt_path", False),
+    ("react", False),
+    ("clip_id", False),
+    ("speaker_id", False),
+    ("scene_type", False),
+    ("gender", False),
+    ("age", False),
+    ("emotion", False),
+)
+NUMBER_COLUMNS = (("target_seconds", "double"), ("seed", "long"), ("nfe", "long"))
 OUTPUT_COLUMNS = (
     ("clip", "string"),
     ("wav_path", "string"),
     ("audio_b64", "string"),
+    ("mp4_b64", "string"),
     ("sample_rate", "long"),
     ("audio_seconds", "double"),
     ("scene_type", "string"),
     ("gender", "string"),
     ("age", "string"),
     ("emotion", "string"),
+    ("conclusion_source", "string"),
     ("parse_ok", "boolean"),
     ("fallback", "boolean"),
     ("reasoning", "string"),
+    ("footage", "string"),
     ("seconds", "string"),
+    ("model_version", "string"),
 )
 
 
 def model_signature() -> Any:
-    """Request: video, script, prompt paths (+ react); response: audio, conclusion, timings."""
+    """Request: media as base64 or allowed paths, script, overrides; response: audio,
+    conclusion with its sources, footage, timings."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-    inputs = Schema([ColSpec("string", name, required=req) for name, req in INPUT_COLUMNS])
+    columns = [ColSpec("string", name, required=req) for name, req in INPUT_COLUMNS]
+    columns += [ColSpec(kind, name, required=False) for name, kind in NUMBER_COLUMNS]
     outputs = Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS])
-    params = ParamSchema([ParamSpec("audio", "string", "path"), ParamSpec("out_dir", "string", "")])
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+    params = ParamSchema(
+        [ParamSpec("audio", "string", "base64"), ParamSpec("mp4", "boolean", False)]
+    )
+    return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)
 
 
 def input_example(info: BundleInfo) -> tuple[Any, dict[str, str]]:
-    """One row, the bundle's example clip by ``bundle://`` paths, and base64 audio.
+    """One row: the bundle's example clip by ``bundle://`` paths, base64 audio back.
 
     Base64 keeps MLflow's serving check at logging time from leaving wav files behind.
     """
@@ -94,15 +118,40 @@ def input_example(info: BundleInfo) -> tuple[Any, dict[str, str]]:
     return frame, {"audio": "base64"}
 
 
-def pip_requirements() -> list[str]:
-    """The serving environment: DubOps itself and the two libraries the code file needs."""
-    pins = []
-    for package in ("dubops", "mlflow", "torch"):
+def pip_requirements(wheel: Path | None) -> list[str]:
+    """The serving environment: DubOps's own wheel (logged with the model, so
+    ``mlflow models serve`` can install it: no index has it) and the pins the
+    code file needs; the wheel's metadata brings the rest."""
+    pins = [f"{MODEL_WHEEL_DIR}/{wheel.name}"] if wheel is not None else []
+    for package in ("mlflow", "torch"):
         try:
             pins.append(f"{package}=={metadata.version(package)}")
         except metadata.PackageNotFoundError:
             pins.append(package)
     return pins
+
+
+def build_wheel(folder: Path) -> Path | None:
+    """DubOps's wheel built from its source tree into ``folder`` (None: no source tree).
+
+    Built without dependencies or build isolation (nothing is downloaded); an
+    installation without its source (a container image) logs no wheel and the
+    environment lists the installed version instead.
+    """
+    import subprocess
+    import sys
+
+    import dubops
+
+    root = Path(dubops.__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        return None
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run([*cmd, "-w", str(folder), str(root)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"building the dubops wheel failed: {done.stderr.strip()[-500:]}")
+    wheels = sorted(folder.glob("dubops-*.whl"))
+    return wheels[-1] if wheels else None
 
 
 def register_bundle(
@@ -144,18 +193,26 @@ def register_bundle(
     }
     client = registry_client(config)
     name = config.registry.model_name
-    with _logging_run(config, run_id, info) as (active_id, parent_id), _no_download_bars():
+    with (
+        _logging_run(config, run_id, info) as (active_id, parent_id),
+        _no_download_bars(),
+        tempfile.TemporaryDirectory(prefix="dubops-wheel-") as tmp,
+    ):
+        wheel = build_wheel(Path(tmp))
         model_info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
             python_model=str(PYFUNC_FILE),
-            artifacts={"bundle": str(info.root.resolve())},
+            artifacts={"bundle": str(info.root.resolve())}
+            | ({"wheel": str(wheel)} if wheel is not None else {}),
             model_config={
                 "library_dir": info.raw.get("library_dir", ""),
                 "backend": config.library.backend,
+                "bundle_hash": info.bundle_hash,
+                "allowed_roots": "",
             },
             signature=model_signature(),
             input_example=input_example(info),
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(wheel),
         )
         finite = {k: v for k, v in clean.items() if math.isfinite(v)}
         if finite:

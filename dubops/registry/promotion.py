@@ -9,9 +9,23 @@ between, ``require_gate`` runs the gate inside the lock.
 The champion history is a stack in the registered model's tag
 ``dubops.champion_history`` (JSON, oldest first): a promotion pushes, a rollback
 pops, so rolling back twice goes back two champions, and a restarted process
-reads the same history. The alias is moved before the history is written: if a
-process dies in between, the stack's top is the previous champion and rollback
-still lands there.
+reads the same history. The history is written before the alias moves, so it
+always names the champion that was meant, even when a process dies in between.
+Such a death leaves the stack's top naming another version than the alias (the
+history runs one step ahead); every reader tolerates that (:func:`settled_history`):
+
+* an interrupted promotion leaves a top entry whose ``previous`` is the alias's
+  version (the champion it meant to replace, still in place): it never took
+  effect, so promote and rollback drop it before they push or pop, and listings
+  mark it ``pending``;
+* an interrupted rollback leaves the popped stack (or, when rollback had to
+  restore an earlier champion, an entry with ``action: "rollback"``) whose top is
+  the champion it meant to restore: the next rollback finishes it (the loop pops
+  only entries naming the alias, so it lands on that top), and a promotion pushes
+  over it as usual.
+
+Entries carry ``action`` (``promote`` or ``rollback``); older entries without it
+count as promotions.
 """
 
 from __future__ import annotations
@@ -102,10 +116,11 @@ def promote(
             if not decision.passed:
                 raise GateRefusedError(decision)
             reason = reason or decision.reason
-        client.set_registered_model_alias(name, CHAMPION, str(target))
-        history = read_history(client, name)
+        history = settled_history(read_history(client, name), current)
         history.append(_entry(target, current, reason or "promoted"))
+        # History first: a death before the alias moves leaves the intended champion named.
         write_history(client, name, history, config.registry.history_limit)
+        client.set_registered_model_alias(name, CHAMPION, str(target))
         client.set_model_version_tag(name, str(target), "promoted_at", _now())
         if alias_version(client, name, CHALLENGER) == target:
             # The challenger is the candidate awaiting a decision; this one has had it.
@@ -128,7 +143,7 @@ def rollback(config: DubOpsConfig, reason: str = "") -> int:
         current = alias_version(client, name, CHAMPION)
         if current is None:
             raise RegistryError(f"{name!r} has no champion to roll back from")
-        history = read_history(client, name)
+        history = settled_history(read_history(client, name), current)
         popped: list[dict[str, Any]] = []
         while history and int(history[-1]["version"]) == current:
             popped.append(history.pop())
@@ -145,9 +160,10 @@ def rollback(config: DubOpsConfig, reason: str = "") -> int:
                     f"{name!r} has no earlier champion than v{current} in its history; "
                     "promote a version instead (`dubops registry promote VERSION`)"
                 )
-            history.append(_entry(target, current, "restored by rollback"))
-        client.set_registered_model_alias(name, CHAMPION, str(target))
+            history.append(_entry(target, current, "restored by rollback", action="rollback"))
+        # History first, as in promote: its top is the champion this rollback means.
         write_history(client, name, history, config.registry.history_limit)
+        client.set_registered_model_alias(name, CHAMPION, str(target))
         client.set_model_version_tag(name, str(current), "rolled_back_at", _now())
         if reason:
             client.set_model_version_tag(name, str(current), "rolled_back_reason", reason)
@@ -156,16 +172,57 @@ def rollback(config: DubOpsConfig, reason: str = "") -> int:
 
 
 def champion_history(config: DubOpsConfig) -> list[dict[str, Any]]:
-    """The champion stack, oldest first (what rollback walks back through)."""
+    """The champion stack as stored, oldest first (what rollback walks back through).
+
+    Its top may name a version that is not the alias yet (see the module doc);
+    :func:`settled_history` drops an interrupted promotion.
+    """
     client = registry_client(config)
     require_model(client, config.registry.model_name)
     return read_history(client, config.registry.model_name)
 
 
-def _entry(version: int, previous: int | None, reason: str) -> dict[str, Any]:
+def pending_promotion(history: list[dict[str, Any]], champion: int | None) -> bool:
+    """Whether the top entry is a promotion from ``champion`` whose alias never moved.
+
+    ``champion`` is the alias's version now (None: no champion, as before a first
+    promotion that was interrupted).
+    """
+    if not history:
+        return False
+    top = history[-1]
+    previous = top.get("previous")
+    return (
+        top.get("action", "promote") == "promote"
+        and int(top["version"]) != champion
+        and (None if previous is None else int(previous)) == champion
+    )
+
+
+def settled_history(history: list[dict[str, Any]], champion: int | None) -> list[dict[str, Any]]:
+    """The history without the promotions that were written but never moved the alias.
+
+    ``champion`` is the alias's version now. An interrupted rollback's entries are
+    kept: its top is the champion it meant to restore, where the next rollback lands.
+    """
+    history = list(history)
+    while pending_promotion(history, champion):
+        dropped = history.pop()
+        logger.warning(
+            "champion history: v%s was recorded but its promotion never moved the alias "
+            "(the process stopped in between); dropped",
+            dropped["version"],
+        )
+    return history
+
+
+def _entry(
+    version: int, previous: int | None, reason: str, action: str = "promote"
+) -> dict[str, Any]:
     return {
         "version": version,
         "previous": previous,
+        "action": action,
         "at": _now(),
         "reason": reason[:300],
         "by": f"{_user()}@{socket.gethostname()}:{os.getpid()}",

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from dubops.config.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GatedMetric(_Section):
+class GatedMetric(Section):
     """One metric the gate compares: the challenger may be worse by at most ``tolerance``."""
 
     metric: str
@@ -34,7 +32,7 @@ def _default_gates() -> list[GatedMetric]:
     ]
 
 
-class RegistryConfig(_Section):
+class RegistryConfig(Section):
     """The ``registry`` section of ``DubOpsConfig``: the registered model and its gate."""
 
     model_name: str = Field("dubbing", description="the one registered model: the dubbing bundle")

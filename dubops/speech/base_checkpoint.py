@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dubops.fileio import sha256_file, write_json
+from dubops.speech.loading import DIT_FILE, DUBBING_FILE
 from dubops.speech.pretrained import CheckpointError
 
 BASE_FILE = "base.json"
-DIT_FILE = "dit.safetensors"
-DUBBING_FILE = "dubbing.safetensors"
 COPIED = ("vocab.json", "speech.json")
 
 

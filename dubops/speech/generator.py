@@ -14,7 +14,6 @@ clip's footage (its basic vectors and retrieval) goes in as ``footage``.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,11 @@ from dubops.config import AudioConfig
 from dubops.data.datasets import PhonemeVocab
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
 from dubops.errors import InputError
+from dubops.speech.cfm import Guidance
 from dubops.speech.duration import predict_frames
 from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
 from dubops.speech.lip_align import align_to_mouth, mouth_tracks
-from dubops.speech.pretrained import CheckpointError
 from dubops.speech.settings import GuidanceScales, LipAlignConfig, SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
 from dubops.speech.text import PAUSE
@@ -120,7 +119,35 @@ def clip_durations(
     return torch.from_numpy(aligned.frames).to(device)
 
 
-def dub_clip_mel(
+@dataclass
+class SpeechPlan:
+    """One clip ready for the sampler: everything but the noise.
+
+    ``condition`` is the ControlNet input of each guidance branch ``(r, n, d)``
+    (``n`` = prompt + target frames); ``text`` the model ids ``(1, nt)``. Plans of
+    several clips go through one batched sampler call (:func:`sample_plans`).
+    """
+
+    prompt_mel: torch.Tensor
+    text: torch.Tensor
+    target_frames: int
+    condition: torch.Tensor
+    guidance: Guidance
+    speech: SpeechConfig
+    seed: int = 0
+    durations: torch.Tensor | None = None
+
+    @property
+    def frames(self) -> int:
+        return len(self.prompt_mel) + self.target_frames
+
+    def batch_key(self) -> str:
+        """Plans that may share a sampler call: same steps, method and guidance scales."""
+        cn = self.speech.controlnet
+        return self.speech.sampler.model_dump_json() + cn.guidance.model_dump_json()
+
+
+def plan_clip_mel(
     model: Any,
     item: dict,
     prompt_mel: torch.Tensor,
@@ -131,8 +158,8 @@ def dub_clip_mel(
     seed: int = 0,
     phonemes: torch.Tensor | None = None,
     footage: dict[str, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Stage-2.2 sampling for one clip -> target mel ``(target_frames, m)``.
+) -> SpeechPlan:
+    """Stage 2.2's conditions for one clip: durations, text and the ControlNet input.
 
     ``item`` carries ``frames (f, 3, s, s)``, ``labels`` and ``phonemes`` (corpus ids);
     durations come from the predictor fitted to ``target_frames`` (or are spread
@@ -181,63 +208,104 @@ def dub_clip_mel(
         text = aligned_text(len(prompt_mel), ids.cpu(), durations)
     else:
         text = unaligned_text(ids.cpu()[:0], ids.cpu())
-    return generate_mel(
-        model.flow,
-        prompt_mel,
-        text,
-        target_frames,
-        speech.sampler,
-        guidance=guidance,
-        control=model.controlnet.control(condition),
-        seed=seed,
+    return SpeechPlan(
+        prompt_mel, text, target_frames, condition, guidance, speech, seed, durations.cpu()
     )
 
 
-def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechConfig]:
-    """A ``controlnet`` (or ``graph``) run folder -> (DubbingModel, vocab, speech config).
+def sample_plans(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
+    """Target mels ``(target_frames, m)`` of several clips, one sampler call per batch key.
 
-    A graph folder's ``graph.safetensors`` becomes the model's emotion module.
+    One clip samples exactly as it always has; several are padded to the longest
+    (prompt and target alike), masked, and each starts from the noise its own
+    seed draws for its own length, so a clip's mel does not depend on its
+    batch-mates beyond float rounding.
     """
+    out: list[torch.Tensor] = [torch.empty(0)] * len(plans)
+    groups: dict[str, list[int]] = {}
+    for i, plan in enumerate(plans):
+        groups.setdefault(plan.batch_key(), []).append(i)
+    for rows in groups.values():
+        mels = _sample_group(model, [plans[i] for i in rows])
+        for i, mel in zip(rows, mels, strict=True):
+            out[i] = mel
+    return out
 
-    from dubops.emotion.conditioner import is_graph_dir, load_conditioner
-    from dubops.speech.dubbing_model import DubbingModel
-    from dubops.speech.stages import DUBBING_FILE, load_flow
 
-    root = Path(run_dir)
-    weights = root / DUBBING_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{weights} is missing; run `dubops train controlnet --out {root}` first"
+def _sample_group(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
+    import torch.nn.functional as nnf
+
+    first = plans[0]
+    if len(plans) == 1:
+        mel = generate_mel(
+            model.flow,
+            first.prompt_mel,
+            first.text,
+            first.target_frames,
+            first.speech.sampler,
+            guidance=first.guidance,
+            control=model.controlnet.control(first.condition),
+            seed=first.seed,
         )
-    stage = json.loads((root / "stage.json").read_text())
-    # A relative DiT folder is relative to this one (a copied bundle keeps its parts together).
-    flow, vocab, _ = load_flow(root / stage["pretrain_dir"])
-    speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
-    cn = speech.controlnet
-    emotion_module = (
-        load_conditioner(root, cn.visual_dim, cn.emotion_dim) if is_graph_dir(root) else None
+        return [mel]
+    device = next(model.parameters()).device
+    b, n = len(plans), max(p.frames for p in plans)
+    n_p = max(len(p.prompt_mel) for p in plans)
+    m = first.prompt_mel.shape[-1]
+    cond = torch.stack([nnf.pad(p.prompt_mel, (0, 0, 0, n_p - len(p.prompt_mel))) for p in plans])
+    lens = torch.tensor([len(p.prompt_mel) for p in plans])
+    text = torch.full((b, max(p.text.shape[1] for p in plans)), -1, dtype=torch.long)
+    noise = torch.zeros(b, n, m)
+    for i, p in enumerate(plans):
+        text[i, : p.text.shape[1]] = p.text[0]
+        torch.manual_seed(p.seed)  # the noise a lone call with this seed draws
+        noise[i, : p.frames] = torch.randn(p.frames, m)
+    # Guidance branches are stacked branch-major: row r * b + i is clip i's branch r.
+    condition = torch.stack(
+        [nnf.pad(p.condition, (0, 0, 0, n - p.condition.shape[1])) for p in plans], dim=1
     )
-    model = DubbingModel(flow, speech, len(vocab), emotion_module=emotion_module)
-    load_stage_weights(model, weights)
-    return model, vocab, speech
+    condition = condition.reshape(-1, n, condition.shape[-1])
+    mel = model.flow.sample(
+        cond.to(device),
+        text.to(device),
+        torch.tensor([p.frames for p in plans], device=device),
+        lens=lens.to(device),
+        sampler=first.speech.sampler,
+        noise=noise.to(device),
+        guidance=first.guidance,
+        control=model.controlnet.control(condition.to(device)),
+        exact_duration=True,
+    )
+    return [mel[i, len(p.prompt_mel) : p.frames].cpu() for i, p in enumerate(plans)]
 
 
-def load_stage_weights(model: Any, weights: str | Path) -> None:
-    """Load a ``dubbing.safetensors`` (the stage-2.2 parts) into ``model``, strictly.
-
-    The frozen DiT and a graph's emotion module live in their own files, so only
-    their keys may be missing.
-    """
-    from safetensors.torch import load_file
-
-    missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
-    stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
-    if unexpected or stray:
-        raise CheckpointError(f"{weights} does not fit this build: {unexpected or stray}")
+def dub_clip_mel(
+    model: Any,
+    item: dict,
+    prompt_mel: torch.Tensor,
+    target_frames: int,
+    speech: SpeechConfig,
+    ablation: Ablation = Ablation(),
+    emotion: torch.Tensor | None = None,
+    seed: int = 0,
+    phonemes: torch.Tensor | None = None,
+    footage: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """One clip's target mel ``(target_frames, m)``: :func:`plan_clip_mel`, then sampled."""
+    plan = plan_clip_mel(
+        model, item, prompt_mel, target_frames, speech, ablation, emotion, seed, phonemes, footage
+    )
+    return sample_plans(model, [plan])[0]
 
 
 class SpeechGenerator:
-    """Script + timbre prompt + silent video (or a duration) -> speech at 24 kHz."""
+    """Script + timbre prompt + silent video (or a duration) -> speech at 24 kHz.
+
+    ``generate`` is :meth:`prepare` (inputs checked, phonemes, durations,
+    conditions), :meth:`sample` (the flow sampler, batched over clips) and
+    :meth:`vocode`; :class:`dubops.inference.DubbingPipeline` calls the three
+    parts on a batch of clips.
+    """
 
     def __init__(
         self,
@@ -246,15 +314,11 @@ class SpeechGenerator:
         speech: SpeechConfig,
         audio: AudioConfig,
         vocoder: Any = None,
-        library: Any = None,
-        library_k: int = 3,
     ) -> None:
         from dubops.audio import MelFrontEnd
         from dubops.speech.vocoder import build_vocoder
 
         self.model = model.eval()
-        self.library = library  # a FootageLibrary when the model has an emotion graph
-        self.library_k = library_k
         self.vocab = vocab
         self.speech = speech
         self.audio = audio
@@ -266,92 +330,26 @@ class SpeechGenerator:
         cls,
         run_dir: str | Path,
         audio: AudioConfig | None = None,
-        library: str | Path | None = None,
-        backend: str = "numpy",
         lip_align: LipAlignConfig | None = None,
     ) -> SpeechGenerator:
         """A finished ``controlnet`` or ``graph`` run folder (it points at its DiT folder).
 
         Args:
-            library: the footage library folder; required for a graph folder
-                (its retrieval feeds the emotion graph), ignored otherwise.
-            backend: the library's search backend (numpy, milvus, feast).
             lip_align: inference-time lip alignment in place of the folder's own
                 (``speech.lip_align`` of the caller's config; folders trained before
                 it existed read "none").
         """
-        from dubops.emotion.conditioner import is_graph_dir
+        from dubops.speech.loading import load_dubbing_model
 
-        root = Path(run_dir)
-        model, vocab, speech = load_dubbing_model(root)
+        model, vocab, speech = load_dubbing_model(Path(run_dir))
         if lip_align is not None:
             speech = speech.model_copy(update={"lip_align": lip_align})
-        if not is_graph_dir(root):
-            if library is not None:
-                logger.warning("%s has no emotion graph: the footage library is not used", root)
-            return cls(model, vocab, speech, audio or AudioConfig())
-        stage = json.loads((root / "stage.json").read_text())
-        if library is None:
-            raise InputError(
-                f"{root} is a graph-stage folder: pass the footage library it was trained with "
-                f"(--library DIR; version {stage.get('library_version')})"
-            )
-        from dubops.feature_store.retrieval import FootageLibrary
-
-        opened = FootageLibrary.open(library, backend=backend)
-        expected = stage.get("library_version")
-        if expected and opened.info.version != expected:
-            logger.warning(
-                "library %s has version %s; %s was trained with %s (retrieval may differ)",
-                library,
-                opened.info.version,
-                root,
-                expected,
-            )
-        k = int(stage.get("library_k", 3))
-        return cls(model, vocab, speech, audio or AudioConfig(), library=opened, library_k=k)
+        return cls(model, vocab, speech, audio or AudioConfig())
 
     @property
     def needs_footage(self) -> bool:
-        """True for a graph-stage model: every clip needs its footage (:meth:`footage_for`)."""
+        """True for a graph-stage model: every clip needs its retrieved footage."""
         return getattr(self.model, "emotion_module", None) is not None
-
-    def footage_for(self, clip_ids: list[str]) -> Any:
-        """Basic vectors and retrieval of corpus clips (not footage: nothing excluded).
-
-        Returns a :class:`dubops.emotion.footage_batch.FootageTensors`; its
-        ``batch([clip_id])`` is what :meth:`generate` takes as ``footage``.
-        """
-        from dubops.emotion.footage_batch import retrieve_footage
-
-        if self.library is None:
-            raise ValueError("this generator has no footage library (load it with library=DIR)")
-        return retrieve_footage(self.library, clip_ids, self.library_k, exclude_self=False)
-
-    def footage_from_vectors(
-        self,
-        clip_id: str,
-        vectors: dict[str, np.ndarray],
-        exclude_clips: list[str] | None = None,
-    ) -> tuple[Any, Any]:
-        """Footage of a clip the library may not hold, from its own basic vectors.
-
-        A new video is embedded by the extractors the library was built with
-        (:class:`dubops.dubbing.DubbingPipeline` does it); its scene, face and text
-        vectors ``(d,)`` query the library directly.
-
-        Returns:
-            ``(FootageTensors, RetrievedFootage)``: ``tensors.batch([clip_id])`` is
-            :meth:`generate`'s ``footage``; the second holds the hits' ids and similarities.
-        """
-        from dubops.emotion.footage_batch import query_footage
-
-        if self.library is None:
-            raise ValueError("this generator has no footage library (load it with library=DIR)")
-        rows = {name: np.asarray(v, np.float32)[None] for name, v in vectors.items()}
-        exclude = [exclude_clips] if exclude_clips else None
-        tensors, results = query_footage(self.library, [clip_id], rows, self.library_k, exclude)
-        return tensors, results[0]
 
     def phoneme_ids(self, script: str, voice: str = "en-us") -> torch.Tensor:
         """Corpus ids of the script; with a pause slot per word boundary when trained so."""
@@ -365,7 +363,7 @@ class SpeechGenerator:
         return torch.tensor(self.vocab.encode(names))
 
     @torch.no_grad()
-    def generate(
+    def prepare(
         self,
         script: str,
         prompt_wav: np.ndarray,
@@ -381,32 +379,16 @@ class SpeechGenerator:
         seed: int = 0,
         voice: str = "en-us",
         fps: float = 25.0,
-    ) -> np.ndarray:
-        """Speak ``script`` in the prompt's voice, exactly as long as the video slot.
-
-        Args:
-            video_frames: ``(f, h, w, 3)`` uint8 at ``fps``; the slot is ``f / fps`` s.
-                At full resolution it also times the words to the talker's mouth
-                (``speech.lip_align``; skipped for a narration conclusion).
-            target_seconds: the slot when there is no video (the video branch is
-                then dropped, as in training's guidance dropout).
-            conclusion: the reasoner's Conclusion (or a dict of its four fields);
-                None drops the conclusion branch.
-            emotion_cond: ``(1, k, emotion_dim)`` footage-graph emotion vectors.
-            footage: a graph-stage model's inputs for this clip
-                (``footage_for([clip_id]).batch([clip_id])``); required by such a model.
-            nfe / guidance: override the sampler's steps and the three scales.
-
-        Raises:
-            SpeechInputError / ScriptError: naming the bad field and the fix.
-        """
+    ) -> SpeechPlan:
+        """One clip's sampler input (see :meth:`generate` for the arguments)."""
         if video_frames is None and target_seconds is None:
             raise SpeechInputError("video", "give video_frames or target_seconds")
         if self.needs_footage and footage is None:
             raise SpeechInputError(
-                "footage", "this model conditions on footage: pass footage_for([id]).batch([id])"
+                "footage", "this model conditions on retrieved footage: pass footage"
             )
-        seconds = len(video_frames) / fps if video_frames is not None else float(target_seconds)
+        # A target length overrides the video's: the video is stretched to it.
+        seconds = len(video_frames) / fps if target_seconds is None else float(target_seconds)
         target = slot_frames(seconds, self.audio)
         ids = self.phoneme_ids(script, voice)
         pause_id = self.vocab.index.get(PAUSE, -1)
@@ -438,7 +420,7 @@ class SpeechGenerator:
         # narration), the video kept (so frames were given) and durations predicted.
         if tracker != "none" and not narration and ablation.visual and ablation.duration_predictor:
             item["mouth"] = mouth_tracks(np.asarray(video_frames), tracker)
-        mel = dub_clip_mel(
+        return plan_clip_mel(
             self.model,
             item,
             prompt_mel,
@@ -449,4 +431,33 @@ class SpeechGenerator:
             seed,
             footage=footage if self.needs_footage else None,
         )
+
+    def sample(self, plans: list[SpeechPlan]) -> list[torch.Tensor]:
+        """Target mels ``(frames, m)`` of several prepared clips (batched sampler calls)."""
+        return sample_plans(self.model, plans)
+
+    def vocode(self, mel: torch.Tensor) -> np.ndarray:
+        """A target mel ``(frames, m)`` -> the waveform at the audio config's rate."""
         return self.vocoder.decode(mel.T)[0].cpu().numpy()
+
+    def generate(self, script: str, prompt_wav: np.ndarray, prompt_sample_rate: int, **kwargs):
+        """Speak ``script`` in the prompt's voice, exactly as long as the video slot.
+
+        Args:
+            video_frames: ``(f, h, w, 3)`` uint8 at ``fps``; the slot is ``f / fps`` s.
+                At full resolution it also times the words to the talker's mouth
+                (``speech.lip_align``; skipped for a narration conclusion).
+            target_seconds: the slot; without a video the video branch is dropped,
+                as in training's guidance dropout.
+            conclusion: the reasoner's Conclusion (or a dict of its four fields);
+                None drops the conclusion branch.
+            emotion_cond: ``(1, k, emotion_dim)`` footage-graph emotion vectors.
+            footage: a graph-stage model's retrieved footage for this clip
+                (``FootageTensors.batch([clip_id])``); required by such a model.
+            nfe / guidance: override the sampler's steps and the three scales.
+
+        Raises:
+            SpeechInputError / ScriptError: naming the bad field and the fix.
+        """
+        plan = self.prepare(script, prompt_wav, prompt_sample_rate, **kwargs)
+        return self.vocode(self.sample([plan])[0])

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dubops.speech.duration import fit_frames
+from dubops.speech.mouth import measure_mouth_openings, track_mouth
 
 if TYPE_CHECKING:
     from dubops.speech.settings import LipAlignConfig
@@ -51,21 +52,18 @@ def mouth_tracks(frames: np.ndarray, tracker: str) -> np.ndarray | None:
     ``cartoon``: the synthetic corpus's drawn mouths in every slot layout of one
     to three characters (the count is not known here; a window on a wall reads a
     flat track, which scores nothing). ``face-mesh``: MediaPipe landmarks on the
-    most visible face; None when no face is found.
+    most visible face; None when no face is found. Both trackers are
+    :mod:`dubops.speech.mouth`'s.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"video frames must be (n, h, w, 3) RGB, got {frames.shape}")
     if tracker == "cartoon":
-        from dubops.data.cartoon import measure_mouth_openings
-
         # A black frame has no face luma to measure against: read it as closed.
         with np.errstate(divide="ignore", invalid="ignore"):
             tracks = np.concatenate([measure_mouth_openings(frames, n) for n in (1, 2, 3)])
         return np.nan_to_num(tracks, nan=0.0, posinf=0.0, neginf=0.0)
     if tracker == "face-mesh":
-        from dubops.evaluation.face_mesh import track_mouth
-
         opening = track_mouth(frames).opening
         return None if opening is None else np.asarray(opening, dtype=np.float64)[None]
     raise ValueError(f"speech.lip_align.tracker {tracker!r}: use cartoon, face-mesh or none")

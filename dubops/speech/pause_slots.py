@@ -18,6 +18,7 @@ import difflib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from dubops.speech.espeak import Prosody
 from dubops.speech.text import PAUSE, phonemize
 
 if TYPE_CHECKING:
@@ -28,8 +29,6 @@ def slotted_phonemes(
     script: str, voice: str = "en-us", audio: AudioConfig | None = None
 ) -> list[str]:
     """The script's phonemes with a pause at every word boundary (espeak word gap 1)."""
-    from dubops.data.espeak import Prosody
-
     return phonemize(script, voice, prosody=Prosody(word_gap=1), audio=audio)
 
 

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from dubops.config.section import Section
 from dubops.speech.train_config import TrainConfig
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DiTConfig(_Section):
+class DiTConfig(Section):
     """Backbone size. Defaults are F5TTS_v1_Base (its ``text_num_embeds`` is 2545)."""
 
     dim: int = Field(1024, gt=0)
@@ -36,7 +33,7 @@ class DiTConfig(_Section):
     )
 
 
-class FlowMatchingConfig(_Section):
+class FlowMatchingConfig(Section):
     """The training objective's masking and guidance dropout (F5-TTS defaults)."""
 
     mask_min: float = Field(0.7, gt=0, le=1, description="smallest hidden fraction of a mel")
@@ -45,7 +42,7 @@ class FlowMatchingConfig(_Section):
     cond_drop_prob: float = Field(0.2, ge=0, le=1, description="prompt and text dropped")
 
 
-class SamplerConfig(_Section):
+class SamplerConfig(Section):
     """ODE solve at inference: F5's defaults are 32 steps, sway -1, CFG 2."""
 
     nfe: int = Field(32, ge=1, description="ODE steps (network evaluations per branch)")
@@ -61,7 +58,7 @@ class SamplerConfig(_Section):
     )
 
 
-class GuidanceScales(_Section):
+class GuidanceScales(Section):
     """Multi-condition CFG scales (DeepDubber 2.2): video, conclusion, script."""
 
     visual: float = Field(1.5, ge=0)
@@ -69,7 +66,7 @@ class GuidanceScales(_Section):
     script: float = Field(2.0, ge=0)
 
 
-class ControlNetConfig(_Section):
+class ControlNetConfig(Section):
     """Trainable copies of the first ``blocks`` DiT blocks and their conditions."""
 
     blocks: int = Field(12, gt=0, description="12 for base, fewer for tiny")
@@ -86,7 +83,7 @@ class ControlNetConfig(_Section):
     guidance: GuidanceScales = GuidanceScales()
 
 
-class DurationConfig(_Section):
+class DurationConfig(Section):
     """Phoneme duration predictor (frames per phoneme)."""
 
     dim: int = Field(256, gt=0)
@@ -98,7 +95,7 @@ class DurationConfig(_Section):
     )
 
 
-class DurationRefineConfig(_Section):
+class DurationRefineConfig(Section):
     """The duration predictor trained on alone after stage 2.2 (dubops.speech.duration_refine)."""
 
     steps: int = Field(
@@ -109,7 +106,7 @@ class DurationRefineConfig(_Section):
     eval_every: int = Field(250, gt=0, description="validation onset error cadence")
 
 
-class LipAlignConfig(_Section):
+class LipAlignConfig(Section):
     """Inference: move the predicted words onto the talker's mouth (dubops.speech.lip_align).
 
     The costs are in z-scored mouth-opening units, chosen on the val split of the
@@ -138,7 +135,7 @@ class LipAlignConfig(_Section):
         return ratios
 
 
-class SpeechConfig(_Section):
+class SpeechConfig(Section):
     """The ``speech`` section: text mode, network sizes, objective, sampler, stages."""
 
     text_mode: Literal["aligned", "unaligned"] = Field(

@@ -39,9 +39,16 @@ from dubops.speech.data import (
     check_vocab_fits,
     collate_utterances,
 )
-from dubops.speech.dit import DiT
 from dubops.speech.dubbing_model import DubbingModel
-from dubops.speech.generator import dub_clip_mel, load_stage_weights
+from dubops.speech.generator import dub_clip_mel
+from dubops.speech.loading import (
+    DIT_FILE,
+    DUBBING_FILE,
+    build_flow,
+    load_dubbing_model,
+    load_flow,
+    load_stage_weights,
+)
 from dubops.speech.pretrained import CheckpointError
 from dubops.speech.settings import SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
@@ -50,9 +57,6 @@ from dubops.speech.trainer import Trainer
 from dubops.speech.vocoder import GriffinLimVocoder
 
 log = logging.getLogger(__name__)
-
-DIT_FILE = "dit.safetensors"
-DUBBING_FILE = "dubbing.safetensors"
 
 
 @dataclass
@@ -66,34 +70,6 @@ class StageResult:
     train_loss: float | None
     val_loss: float | None
     minutes: float
-
-
-def build_flow(speech: SpeechConfig) -> FlowMatching:
-    """The stage-2.1 model for a speech config (random init, or a local F5 checkpoint)."""
-    if speech.pretrained_dit:
-        from dubops.speech.pretrained import load_dit
-
-        backbone = load_dit(speech.pretrained_dit, speech.dit)
-    else:
-        backbone = DiT(speech.dit)
-    notext = MODEL_NOTEXT if speech.text_mode == "aligned" else None
-    return FlowMatching(backbone, speech.flow, notext_id=notext)
-
-
-def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, SpeechConfig]:
-    """A finished ``dit-pretrain`` folder -> (flow model with EMA weights, vocab, config)."""
-    from safetensors.torch import load_file
-
-    root = Path(pretrain_dir)
-    weights = root / DIT_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{weights} is missing; run `dubops train dit-pretrain --out {root}` first"
-        )
-    speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
-    flow = build_flow(speech.model_copy(update={"pretrained_dit": None}))
-    flow.backbone.load_state_dict(load_file(str(weights)), strict=True)
-    return flow.eval(), PhonemeVocab.load(root / "vocab.json"), speech
 
 
 def _vocab(data_dir: Path, speech: SpeechConfig) -> PhonemeVocab:
@@ -340,8 +316,6 @@ def refine_run_durations(
     (``speech.duration_refine``) come from ``config``. ``dubbing.safetensors``
     is replaced atomically; ``stage.json`` records the refinement.
     """
-    from dubops.speech.generator import load_dubbing_model
-
     out = Path(run_dir)
     model, vocab, speech = load_dubbing_model(out)
     refine = config.speech.duration_refine

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dubops.errors import DubOpsError
+from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
 if TYPE_CHECKING:
     from dubops.config import AudioConfig
-    from dubops.data.espeak import Prosody
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +126,6 @@ def phonemize(
     Raises:
         ScriptError: from :func:`normalize_script`.
     """
-    from dubops.data.espeak import EspeakSynthesizer, Prosody
-
     if audio is None:
         from dubops.config import AudioConfig
 

@@ -1,21 +1,20 @@
 """The speech trainer's knobs: pydantic only, so loading a config never imports torch.
 
-One model, :class:`TrainConfig`, shaped like the other config sections
-(unknown keys rejected) so it can become a section of ``DubOpsConfig`` as is.
+One model, :class:`TrainConfig`, a config section like the others (unknown keys
+rejected, assignments validated) so it can become a section of ``DubOpsConfig`` as is.
 Defaults follow F5-TTS's base recipe where it has one (AdamW at 7.5e-5, 38,400
 frames a batch per GPU, max grad norm 1, EMA 0.9999).
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from dubops.config.section import CheckedSection
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(CheckedSection):
     """Optimisation, batching, cadence and stopping of one training run."""
-
-    # Unknown keys are a typo, not a wish (as dubops.config's sections).
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # Optimiser: AdamW with F5-TTS's learning rate and torch's default betas / decay.
     lr: float = Field(7.5e-5, gt=0, description="peak learning rate")

@@ -1,4 +1,4 @@
-"""Dubbing whole clips from a bundle: held-out corpus clips, a video no library holds, the CLI.
+"""Dubbing whole clips through DubbingPipeline: held-out clips, new videos, batches, the CLI.
 
 Stage folders are real micro runs (``tests.fixtures.dubbing_stages``); the
 models are untrained, so what is checked is the plumbing: the footage a new clip
@@ -41,7 +41,7 @@ def bundle(stages, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipeline(bundle):
-    from dubops.dubbing import DubbingPipeline
+    from dubops.inference import DubbingPipeline
 
     loaded = DubbingPipeline.from_bundle(bundle)
     yield loaded
@@ -79,31 +79,94 @@ def _streams(path: Path) -> dict:
 
 
 def test_held_out_clip_is_dubbed_to_its_slot_with_library_footage(stages, pipeline):
-    from dubops.dubbing import corpus_request
+    from dubops.inference.corpus import corpus_request
 
     clip = _held_out(stages).iloc[0]
     request, row = corpus_request(stages.corpus, clip.clip_id)
     assert row["split"] == "test_s2" and request.react == clip.react
+    assert request.overrides() == {} and not request.oracle_footage  # the served path
     before = pipeline.fallbacks
-    result = pipeline.dub_request(request)
+    result = pipeline.dub(request)
     assert result.sample_rate == 24_000
     assert abs(result.duration - clip.video_seconds) < 0.03
     assert np.isfinite(result.wave).all() and np.abs(result.wave).max() > 0
     assert result.conclusion["scene_type"] in ("dialogue", "monologue", "narration")
-    # The micro reasoner cannot answer in the tags yet: the documented fallback, counted.
+    # The micro reasoner cannot answer in the tags yet: the documented fallback, counted,
+    # and every field says where it came from.
     assert pipeline.fallbacks - before == int(result.fallback)
     assert result.fallback == (not result.parse_ok)
-    labels = pipeline.generator.library.clip_labels()
+    expected = "fallback" if result.fallback else "reasoner"
+    assert set(result.conclusion_source.values()) == {expected}
+    labels = pipeline.retriever.library.clip_labels()
     train = {c["clip_id"] for c in labels if c["split"] == "train"}
     for modality in ("scene", "face", "text"):
         hits = result.footage[modality]
         assert len(hits) == 3 and {h["clip_id"] for h in hits} <= train
         assert clip.clip_id not in {h["clip_id"] for h in hits}
-    assert set(result.seconds) == {"read", "reason", "embed", "retrieve", "speech", "total"}
+        assert len(result.query_vectors[modality]) == pipeline.retriever.library.info.dim
+    assert set(result.seconds) == {"read", "reason", "embed", "retrieve", "generate", "vocode",
+                                   "total"}  # fmt: skip
+    assert result.mp4 is None and result.batch_size == 1
+
+
+def test_overrides_and_oracles_replace_one_decision_each(stages, pipeline):
+    from dubops.inference.corpus import corpus_request
+
+    clip = _held_out(stages).iloc[0]
+    truth = {f: str(clip[f]) for f in ("scene_type", "gender", "age", "emotion")}
+    request, _ = corpus_request(stages.corpus, clip.clip_id, oracles=["conclusion"])
+    result = pipeline.dub(request)
+    assert result.conclusion == truth and set(result.conclusion_source.values()) == {"override"}
+    assert result.reasoning_text == ""  # every field given: the reasoner is not asked
+    partial = pipeline.dub(request.model_copy(update={"gender": None, "age": None}))
+    assert partial.conclusion_source["emotion"] == "override"
+    assert partial.conclusion_source["gender"] in ("reasoner", "fallback")
+    # The footage oracle queries with the library's stored vectors of the clip.
+    oracle, _ = corpus_request(stages.corpus, clip.clip_id, oracles=["footage"])
+    stored = pipeline.retriever.library.clip_vectors([clip.clip_id])
+    found = pipeline.dub(oracle)
+    for modality in ("scene", "face", "text"):
+        assert np.allclose(found.query_vectors[modality], stored[modality][0], atol=1e-5)
+
+
+def test_dub_many_is_one_batch_and_equals_one_by_one(stages, pipeline):
+    """8 test clips in one dub_many call: the same speech as 8 dub calls, to the
+    sampler's float tolerance, and in one reasoner and one sampler batch."""
+    from dubops.data.datasets import load_manifest
+    from dubops.inference.corpus import row_request
+
+    rows = load_manifest(stages.corpus, ["test_s1", "test_s2"]).head(8).to_dict("records")
+    requests = [row_request(stages.corpus, r, seed=i) for i, r in enumerate(rows)]
+    calls = {"reason": 0, "sample": 0}
+    reason, sample = pipeline.reasoner.reason, pipeline.generator.sample
+
+    def count(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    pipeline.reasoner.reason = count("reason", reason)
+    pipeline.generator.sample = count("sample", sample)
+    try:
+        batch = pipeline.dub_many(requests)
+    finally:
+        del pipeline.reasoner.reason, pipeline.generator.sample
+    assert calls == {"reason": 1, "sample": 1}
+    assert [r.batch_size for r in batch] == [8] * 8
+    for request, together in zip(requests, batch, strict=True):
+        alone = pipeline.dub(request)
+        assert together.conclusion == alone.conclusion
+        assert len(together.wave) == len(alone.wave)
+        assert np.abs(together.wave - alone.wave).max() < 2e-3, request.name
+    # Another seed is another sample: the comparison above can fail.
+    reseeded = pipeline.dub(requests[0].model_copy(update={"seed": 99}))
+    assert np.abs(reseeded.wave - batch[0].wave).max() > 1e-2
 
 
 def test_a_new_video_no_library_holds_is_embedded_and_dubbed(stages, pipeline, tmp_path):
-    """A clip the library has never seen: the extractors embed it at request time."""
+    """A clip the library has never seen, sent as bytes: the extractors embed it."""
     from dubops.video import read_video, write_video
 
     clip = _held_out(stages).iloc[1]
@@ -111,25 +174,51 @@ def test_a_new_video_no_library_holds_is_embedded_and_dubbed(stages, pipeline, t
     new_video = tmp_path / "brand_new_scene.mp4"
     write_video(new_video, np.ascontiguousarray(frames[:, :, ::-1]), fps)  # mirrored
     with pytest.raises(ValueError, match="not in the library"):
-        pipeline.generator.footage_for(["brand_new_scene"])
+        pipeline.retriever.stored(["brand_new_scene"])
     result = pipeline.dub(
-        new_video, "Look at the bright blue sky.", stages.corpus / clip.prompt_audio_path
+        {
+            "video": new_video.read_bytes(),
+            "script": "Look at the bright blue sky.",
+            "prompt": (stages.corpus / clip.prompt_audio_path).read_bytes(),
+            "mp4": True,
+        }
     )
     assert abs(result.duration - len(frames) / fps) < 0.03
     assert all(len(result.footage[m]) == 3 for m in ("scene", "face", "text"))
+    muxed = tmp_path / "muxed.mp4"
+    muxed.write_bytes(result.mp4)
+    assert _streams(muxed)["frames"] == len(frames)
 
 
 def test_extractors_embed_a_library_clip_as_the_library_stored_it(stages, pipeline):
     """The query side and the library agree: a stored clip re-embedded lands on itself."""
-    from dubops.video import read_video
+    from dubops.inference.corpus import corpus_request
 
     clip = _held_out(stages).iloc[0]
-    frames, _ = read_video(stages.corpus / clip.video_path)
-    vectors = pipeline.embed_clip(clip.clip_id, frames, clip.script, clip.react)
-    stored = pipeline.generator.library.clip_vectors([clip.clip_id])
+    request, _ = corpus_request(stages.corpus, clip.clip_id)
+    media = pipeline.read_media([request])
+    vectors = pipeline.embed([request], media)[0]
+    stored = pipeline.retriever.library.clip_vectors([clip.clip_id])
     for modality in ("scene", "face", "text"):
         cosine = float(vectors[modality] @ stored[modality][0])
         assert cosine > 0.999, (modality, cosine)
+
+
+def test_a_bundle_is_checked_against_the_hash_the_registry_expects(bundle, tmp_path):
+    import shutil
+
+    from dubops.inference import DubbingPipeline
+    from dubops.registry.bundle import BundleError, read_bundle
+
+    right = read_bundle(bundle).bundle_hash
+    with pytest.raises(BundleError, match="registered version records"):
+        DubbingPipeline.from_bundle(bundle, expected_hash="0" * 16)
+    DubbingPipeline.from_bundle(bundle, expected_hash=right).close()
+    tampered = tmp_path / "tampered"
+    shutil.copytree(bundle, tampered)
+    (tampered / "speech" / "speech.json").write_text("{}")
+    with pytest.raises(BundleError, match="changed since it was assembled"):
+        DubbingPipeline.from_bundle(tampered, expected_hash=right)
 
 
 def test_dub_clip_cli_writes_a_playable_mp4_and_its_reasoning(stages, bundle, tmp_path):
@@ -150,7 +239,7 @@ def test_dub_clip_cli_writes_a_playable_mp4_and_its_reasoning(stages, bundle, tm
     assert summary["clip"] == clip.clip_id and summary["split"] == "test_s2"
     assert summary["truth"]["emotion"] == clip.emotion
     assert set(summary["reasoning_check"]) == {"scene_type", "gender", "age", "emotion"}
-    assert summary["timings"]["load"] > 0 and summary["seconds"]["speech"] > 0
+    assert summary["timings"]["load"] > 0 and summary["seconds"]["generate"] > 0
     assert (
         summary["model"]["library_version"]
         == json.loads((stages.library / "library.json").read_text())["version"]

@@ -134,7 +134,7 @@ def test_cli_ablation_run_is_recorded_and_loadable(trained, tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["step"] == 2
     assert json.loads((out / "graph.json").read_text())["ablation"] == "no-graph"
-    generator = SpeechGenerator.from_dir(out, library=library)
+    generator = SpeechGenerator.from_dir(out)
     assert generator.needs_footage and len(generator.model.emotion_module.graph.encoders) == 0
 
     bad = CliRunner().invoke(

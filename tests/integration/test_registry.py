@@ -430,3 +430,101 @@ def test_registering_inside_a_pipeline_run_records_both_runs(bundles, store):
     assert run.info.status == "FINISHED" and run.data.metrics["wer"] == 0.4
     assert client.get_model_version(name, str(later)).tags["pipeline_run_id"] == parent.run_id
     assert client.get_model_version(name, str(later)).run_id == step.run_id
+
+
+def test_gate_compares_only_versions_measured_on_the_same_data_and_test_set(bundles, store):
+    from dubops.registry.gate import evaluation_tags, run_gate
+    from dubops.registry.model_registry import register_bundle
+    from dubops.registry.promotion import GateRefusedError, promote
+    from dubops.registry.store import registry_client
+
+    config = _store(store, "like_with_like")
+    name = config.registry.model_name
+    plain = bundles[1]
+    data = json.loads((plain / "bundle.json").read_text())["data_version"]
+    test_set = evaluation_tags(["test_s1", "test_s2"], 119)
+
+    def register(wer: float, **tags: str) -> int:
+        return register_bundle(config, plain, metrics={"mcd_dtw": 50.0, "wer": wer}, tags=tags)
+
+    v1 = register(0.40, **test_set)
+    promote(config, v1)
+    v2 = register(0.30, **test_set, **{"dubops.data_version": "another-corpus"})  # better
+    refused = run_gate(config)
+    assert not refused.passed and refused.champion == v1
+    assert f"v{v1} was measured on data version {data} / test set test_s1+test_s2 (119" in (
+        refused.reason
+    )
+    assert f"v{v2} on data version another-corpus" in refused.reason
+    tags = registry_client(config).get_model_version(name, str(v2)).tags
+    assert tags["gate.passed"] == "false"
+    assert f"dubops registry promote v{v2} --force" in tags["gate.reason"]
+    with pytest.raises(GateRefusedError, match="do not compare"):
+        promote(config, v2, require_gate=True)
+
+    v3 = register(0.30, **evaluation_tags(["test_s1"], 60))  # same corpus, another test set
+    assert "test set test_s1 (60 clips)" in run_gate(config).reason
+    v4 = register(0.30, **test_set)  # measured alike: compared as before
+    passed = run_gate(config)
+    assert passed.passed and passed.challenger == v4 and passed.notes == [], passed.markdown()
+    v5 = register(0.30)  # registered without the test set: compared, with a note
+    noted = run_gate(config)
+    assert noted.passed and noted.notes == [
+        f"test sets could not be checked: not recorded on v{v5}"
+    ]
+    assert registry_client(config).get_model_version(name, str(v5)).tags["gate.notes"]
+    assert v3 != v4
+
+
+def test_history_is_written_before_the_alias_moves(bundles, store, monkeypatch):
+    """A death between the two steps leaves the intended champion in the history."""
+    import mlflow
+
+    from dubops.registry.listing import show_version
+    from dubops.registry.promotion import champion_history, promote, rollback
+    from dubops.registry.store import CHAMPION, alias_version, registry_client
+
+    config = _store(store, "crash")
+    name = config.registry.model_name
+    client = registry_client(config)
+    v1, v2, v3 = (_register(config, bundles[1], mcd_dtw=50.0 - i) for i in range(3))
+    promote(config, v1)
+    promote(config, v2)
+    move = mlflow.MlflowClient.set_registered_model_alias
+
+    def dies_at_the_champion(self, model, alias, version):
+        if alias == CHAMPION:
+            raise RuntimeError("the process died here")
+        return move(self, model, alias, version)
+
+    def history() -> list[int]:
+        return [h["version"] for h in champion_history(config)]
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", dies_at_the_champion)
+    with pytest.raises(RuntimeError, match="died"):
+        promote(config, v3, reason="interrupted")
+    assert alias_version(client, name, CHAMPION) == v2
+    assert history() == [v1, v2, v3] and champion_history(config)[-1]["previous"] == v2
+    top = show_version(config, "champion")["champion_history"][-1]
+    assert top["pending"] and f"promote v{v3} again" in top["note"]
+    monkeypatch.undo()
+    promote(config, v3)  # a later promotion replaces the dangling entry, no duplicate
+    assert history() == [v1, v2, v3] and alias_version(client, name, CHAMPION) == v3
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", dies_at_the_champion)
+    with pytest.raises(RuntimeError, match="died"):
+        rollback(config)
+    assert alias_version(client, name, CHAMPION) == v3 and history() == [v1, v2]
+    top = show_version(config, "champion")["champion_history"][-1]
+    assert top["pending"] and "dubops registry rollback" in top["note"]
+    monkeypatch.undo()
+    assert rollback(config) == v2  # finishes the interrupted rollback, not one further
+    assert alias_version(client, name, CHAMPION) == v2 and history() == [v1, v2]
+
+    # An interrupted promotion on top is skipped by rollback: back to v1, not to v3.
+    monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", dies_at_the_champion)
+    with pytest.raises(RuntimeError, match="died"):
+        promote(config, v3)
+    monkeypatch.undo()
+    assert rollback(config) == v1 and history() == [v1]
+    assert "pending" not in show_version(config, "champion")["champion_history"][-1]

@@ -93,7 +93,7 @@ def test_unchanged_corpus_is_reused_and_interrupted_run_resumes(tmp_path):
 def test_talker_mouth_follows_speech(corpus):
     """The drawn talker's mouth tracks the speech envelope (lip-sync is learnable)."""
     from dubops.audio import speech_envelope
-    from dubops.data.cartoon import measure_mouth_openings
+    from dubops.speech.mouth import measure_mouth_openings
     from dubops.video import read_video
 
     root, _ = corpus

@@ -6,7 +6,7 @@ import numpy as np
 
 from dubops.audio import MelFrontEnd, griffin_lim, num_mel_frames, resample
 from dubops.config import AudioConfig
-from dubops.data.espeak import EspeakSynthesizer, Prosody
+from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
 
 def _speech() -> np.ndarray:

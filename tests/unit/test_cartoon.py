@@ -7,13 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from dubops.data.cartoon import (
-    Character,
-    character_boxes,
-    measure_mouth_openings,
-    render_clip,
-)
+from dubops.data.cartoon import Character, render_clip
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, MAX_PEOPLE
+from dubops.speech.mouth import character_boxes, measure_mouth_openings
 from dubops.video import read_video, write_video
 
 SIZE = 96

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from dubops.config import ConfigError, load_config
-from dubops.data.cartoon import Character, character_boxes, render_clip
+from dubops.data.cartoon import Character, render_clip
 from dubops.emotion.extractors.base import ClipInputs, content_version
 from dubops.emotion.footage_vectors import (
     MODALITIES,
@@ -21,6 +21,7 @@ from dubops.emotion.footage_vectors import (
     load_extractors,
 )
 from dubops.errors import InputError
+from dubops.speech.mouth import character_boxes
 
 SR = 24_000
 

@@ -14,7 +14,6 @@ import pytest
 
 from dubops.audio import read_wav, resample
 from dubops.config import load_config
-from dubops.data.espeak import EspeakSynthesizer, Prosody
 from dubops.data.layout import CorpusLayout
 from dubops.data.schema import EMOTIONS
 from dubops.data.synthetic import generate_corpus
@@ -28,6 +27,7 @@ from dubops.evaluation.emotion import (
 )
 from dubops.evaluation.mos import dnsmos, set_dnsmos_threads
 from dubops.evaluation.runner import select_clips
+from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
 SR = 16_000
 SENTENCE = "the ship sails at dawn tomorrow"

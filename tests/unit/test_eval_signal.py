@@ -8,11 +8,11 @@ import pytest
 from dubops.audio import resample, speech_envelope
 from dubops.config import AudioConfig
 from dubops.data.cartoon import Character, render_clip
-from dubops.data.espeak import EspeakSynthesizer, Prosody
 from dubops.evaluation.duration import duration_fit
 from dubops.evaluation.lipsync import av_sync, clip_sync, track_talker_mouth
 from dubops.evaluation.mcd import mcd_dtw, mcd_pair, mel_cepstrum
 from dubops.evaluation.speaker import SpeakerEncoder, speaker_similarity
+from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
 SR = 24_000
 FPS = 25

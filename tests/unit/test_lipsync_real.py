@@ -12,17 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from dubops.evaluation.face_mesh import (
-    EYE_OUTER_CORNERS,
-    LOWER_INNER_LIP,
-    NUM_LANDMARKS,
-    UPPER_INNER_LIP,
-    detect_landmarks,
-    face_boxes,
-    fill_gaps,
-    openings_from_landmarks,
-    track_mouth,
-)
 from dubops.evaluation.lipsync import av_sync, clip_sync, track_talker_mouth
 from dubops.evaluation.syncnet import (
     CROP_SIZE,
@@ -37,6 +26,17 @@ from dubops.evaluation.syncnet import (
     mfcc_frames,
     score_clip,
     score_distances,
+)
+from dubops.speech.mouth import (
+    EYE_OUTER_CORNERS,
+    LOWER_INNER_LIP,
+    NUM_LANDMARKS,
+    UPPER_INNER_LIP,
+    detect_landmarks,
+    face_boxes,
+    fill_gaps,
+    openings_from_landmarks,
+    track_mouth,
 )
 
 

@@ -118,3 +118,64 @@ def test_presets_carry_the_gated_metrics_and_reject_duplicates():
         load_config("tiny", overrides=[twice])
     with pytest.raises(ConfigError, match="direction"):
         load_config("tiny", overrides=["registry.gated_metrics=[{metric: wer, direction: up}]"])
+
+
+def _measured(data: str | None, splits: str = "", clips: str = ""):
+    from dubops.registry.gate import Measurement
+
+    tags = {"data_version": data} if data else {}
+    if splits:
+        tags["eval.splits"] = splits
+    if clips:
+        tags["eval.clips"] = clips
+    return Measurement.from_tags(tags)
+
+
+GOOD = {"emo_acc": 0.60, "mcd_dtw": 45.0, "wer": 0.30}  # better than CHAMPION on every metric
+
+
+def test_another_data_version_or_test_set_refuses_however_good_the_metrics():
+    champ = _measured("aaaa", "test_s1,test_s2", "119")
+    for other in (
+        _measured("bbbb", "test_s1,test_s2", "119"),
+        _measured("aaaa", "test_s1", "60"),
+        _measured("aaaa", "test_s2,test_s1", "100"),
+    ):
+        decision = decide(GATES, 2, GOOD, 1, CHAMPION, {}, other, champ)
+        assert not decision.passed, other
+        assert "v1 was measured on data version aaaa / test set test_s1+test_s2 (119 clips)" in (
+            decision.reason
+        )
+        assert "--force" in decision.reason and "dubops registry promote v2" in decision.reason
+        assert all(r["passed"] for r in decision.rows)  # the metrics alone would pass
+    # The same corpus and test set, splits in another order: compared as usual.
+    same = _measured("aaaa", "test_s2,test_s1", "119")
+    decision = decide(GATES, 2, GOOD, 1, CHAMPION, {}, same, champ)
+    assert decision.passed and decision.notes == [], decision.markdown()
+
+
+def test_unrecorded_measurements_compare_anyway_with_a_note():
+    decision = decide(GATES, 2, GOOD, 1, CHAMPION, {}, _measured("aaaa"), _measured(None))
+    assert decision.passed
+    assert decision.notes[0] == "data versions could not be checked: not recorded on v1"
+    assert decision.notes[1] == "test sets could not be checked: not recorded on v1 and v2"
+    assert "Note: data versions could not be checked" in decision.markdown()
+    # Unknown test sets never hide a known difference in data version.
+    refused = decide(GATES, 2, GOOD, 1, CHAMPION, {}, _measured("bbbb"), _measured("aaaa"))
+    assert not refused.passed and "test set unknown" in refused.reason
+
+
+def test_first_model_against_baselines_is_not_checked_for_measurements():
+    baselines = {"mean-mel": {"mcd_dtw": 84.0, "wer": 1.0, "emo_acc": 0.19}}
+    decision = decide(GATES, 1, GOOD, None, None, baselines, _measured("aaaa"), None)
+    assert decision.passed and decision.notes == []
+
+
+def test_evaluation_tags_round_trip():
+    from dubops.registry.gate import Measurement, evaluation_tags
+
+    tags = {"dubops.data_version": "run", "data_version": "bundle"}
+    tags |= evaluation_tags(["test_s2", "test_s1"], 119)
+    measured = Measurement.from_tags(tags)
+    assert measured.data_version == "run"  # the evaluation's corpus over the bundle's
+    assert (measured.splits, measured.clips) == (("test_s1", "test_s2"), 119)

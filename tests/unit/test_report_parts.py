@@ -36,7 +36,7 @@ TEXTS = (
 
 
 def _speak(text: str, voice: str, **prosody) -> np.ndarray:
-    from dubops.data.espeak import EspeakSynthesizer, Prosody
+    from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
     utt = EspeakSynthesizer.shared().synthesize(text, voice, Prosody(**prosody))
     return resample(utt.samples.astype(np.float32) / 32768.0, utt.sample_rate, REPORT_SAMPLE_RATE)

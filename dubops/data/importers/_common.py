@@ -160,7 +160,7 @@ def spread_frames(
 @functools.lru_cache(maxsize=4096)
 def espeak_phonemes(text: str, voice: str = "en-us") -> tuple[str, ...]:
     """espeak-ng's phonemes of ``text`` without its pause symbols (cached: GRID has 51 words)."""
-    from dubops.data.espeak import EspeakSynthesizer, Prosody
+    from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
     utt = EspeakSynthesizer.shared().synthesize(text, voice, Prosody())
     return tuple(p for p in utt.phonemes if p and not p.startswith(PAUSE))

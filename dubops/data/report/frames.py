@@ -69,7 +69,7 @@ def count_blobs(frame: np.ndarray) -> int:
 
 def measure_clip_video(frames: np.ndarray, fps: float, num_people: int) -> ClipVideo:
     """Mouth tracks and character count of one decoded clip (``(n, h, w, 3)`` uint8)."""
-    from dubops.data.cartoon import measure_mouth_openings
+    from dubops.speech.mouth import measure_mouth_openings
 
     n = len(frames)
     mouths = measure_mouth_openings(frames, num_people) if num_people > 0 else np.zeros((0, n))

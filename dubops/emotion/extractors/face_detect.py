@@ -10,7 +10,7 @@ Two detectors whose models ship inside their wheels (nothing is downloaded):
   found 42 % of faces at 96 px and 67 % on 4x upscaled frames (set
   ``emotion.face.upscale=4``); the default cascade found 30-55 %.
 
-The graph is built without its options message, as ``dubops.evaluation.face_mesh``
+The graph is built without its options message, as ``dubops.speech.mouth``
 does: mediapipe 0.10.21 writes options through a protobuf API gone from
 protobuf 7; the graph's own default score threshold (0.5) applies. mediapipe
 prints a harmless ``MessageFactory ... GetPrototype`` line to stderr from C++.

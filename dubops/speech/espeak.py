@@ -1,9 +1,16 @@
 """espeak-ng speech synthesis through the ``espeakng-loader`` wheel (ctypes).
 
-Why ctypes: the wheel ships the shared library and its data folder, so the
-synthetic corpus needs no system package and no download. Synchronous mode with
-phoneme events gives every phoneme's exact sample position, from which the
-per-phoneme durations in mel frames follow (see DESIGN.md, "Known facts").
+Why ctypes: the wheel ships the shared library and its data folder, so neither
+inference nor the synthetic corpus needs a system package or a download.
+Synchronous mode with phoneme events gives every phoneme's exact sample
+position, from which the per-phoneme durations in mel frames follow (see
+DESIGN.md, "Known facts").
+
+Why in the speech package: the speech generator phonemizes every script with it
+at inference (:func:`dubops.speech.text.phonemize`), and inference must not
+import the data-synthesis package. The synthetic corpus (:mod:`dubops.data`)
+speaks its lines with the same engine and imports it from here, so corpus
+phonemes and inference phonemes come from one binding.
 """
 
 from __future__ import annotations
