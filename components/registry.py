@@ -59,6 +59,7 @@ def _gate_still_holds(record: StepRecord, config: DubOpsConfig) -> bool:
 
 def _register(ctx: StepContext) -> StepResult:
     from dubops.registry.bundle import assemble_bundle
+    from dubops.registry.gate import evaluation_tags
     from dubops.registry.model_registry import register_bundle
 
     evaluation = json.loads(ctx.input("evaluation").read_text())
@@ -76,7 +77,12 @@ def _register(ctx: StepContext) -> StepResult:
         metrics=evaluation["metrics"],
         baselines=evaluation["baselines"],
         run_id=ctx.tracker.run_id,
-        tags={"dubops.pipeline_run_id": ctx.parent_run_id, "dubops.data_version": ctx.data_version},
+        tags={
+            "dubops.pipeline_run_id": ctx.parent_run_id,
+            "dubops.data_version": ctx.data_version,
+            # The gate compares a champion and a challenger only on the same test set.
+            **evaluation_tags(evaluation["splits"], evaluation["clips"]),
+        },
     )
     ctx.tracker.set_tags({"dubops.registered_version": version})
     return StepResult(exports={"bundle": "bundle"}, values={"version": int(version)})

@@ -21,7 +21,7 @@ from dubops.fileio import atomic_path, write_json
 
 if TYPE_CHECKING:
     from dubops.config import DubOpsConfig
-    from dubops.dubbing import DubResult
+    from dubops.inference import DubResult
 
 ATTRIBUTES = ("scene_type", "gender", "age", "emotion")
 

@@ -36,8 +36,6 @@ SetOption = Annotated[
 ]
 
 _R = TypeVar("_R")
-# What the decorator takes from the command line and turns into ``config``.
-_SHARED = ("preset", "config_file", "overrides")
 
 
 def load(preset: str, config_file: Path | None, overrides: list[str] | None):
@@ -74,13 +72,7 @@ def config_options(
     def decorate(fn: Callable[..., _R]) -> Callable[..., _R]:
         own = inspect.signature(fn).parameters
         injected = {"config", "as_json"} if json else {"config"}
-        missing = injected - set(own)
-        clash = (set(_SHARED) | ({"as_json"} if not json else set())) & set(own)
-        if missing or clash or not set(shortcuts) <= set(own):
-            raise TypeError(
-                f"{fn.__qualname__}: @config_options needs parameters {sorted(injected)}, "
-                f"and not {sorted(clash)}; set_from names {sorted(shortcuts)}"
-            )
+        _check_parameters(fn, set(own), injected, set(shortcuts))
         kept = [p for name, p in own.items() if name not in injected]
         hints = _resolved_hints(fn, [p.name for p in kept])
         shared = {
@@ -102,9 +94,9 @@ def config_options(
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             values = dict(bound.arguments)
-            preset_name, config_file, overrides = (values.pop(name) for name in _SHARED)
-            extra = [f"{key}={values[n]}" for n, key in shortcuts.items() if values[n] is not None]
-            config = load(preset_name, config_file, [*(overrides or []), *extra])
+            overrides = [*(values.pop("overrides") or [])]
+            overrides += [f"{k}={values[n]}" for n, k in shortcuts.items() if values[n] is not None]
+            config = load(values.pop("preset"), values.pop("config_file"), overrides)
             return fn(**values, config=config)
 
         command.__signature__ = signature  # type: ignore[attr-defined]
@@ -117,6 +109,19 @@ def config_options(
         return command
 
     return decorate
+
+
+def _check_parameters(
+    fn: Callable[..., Any], own: set[str], injected: set[str], shortcuts: set[str]
+) -> None:
+    """A command that @config_options cannot serve is a programming error: say which."""
+    name = fn.__qualname__
+    if missing := injected - own:
+        raise TypeError(f"{name}: @config_options passes {sorted(missing)}; declare them")
+    if clash := own & ({"preset", "config_file", "overrides", "as_json"} - injected):
+        raise TypeError(f"{name}: @config_options adds {sorted(clash)} itself")
+    if unknown := shortcuts - own:
+        raise TypeError(f"{name}: set_from names {sorted(unknown)}, not parameters")
 
 
 def _resolved_hints(fn: Callable[..., Any], names: list[str]) -> dict[str, Any]:

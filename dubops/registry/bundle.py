@@ -16,7 +16,7 @@ Only safetensors weights and JSON/text settings are copied (training checkpoints
 samples and caches stay behind); nothing pickled enters. The footage library is
 not copied: it is a Feast repository with its own store, versioned on its own;
 the bundle records the version it was trained with and
-:class:`dubops.dubbing.DubbingPipeline` refuses a library of another version.
+:class:`dubops.inference.DubbingPipeline` refuses a library of another version.
 """
 
 from __future__ import annotations

@@ -134,20 +134,31 @@ def pip_requirements(wheel: Path | None) -> list[str]:
 def build_wheel(folder: Path) -> Path | None:
     """DubOps's wheel built from its source tree into ``folder`` (None: no source tree).
 
-    Built without dependencies or build isolation (nothing is downloaded); an
-    installation without its source (a container image) logs no wheel and the
-    environment lists the installed version instead.
+    The tree is copied first (setuptools writes ``build/`` beside the sources, and two
+    registrations at once would collide there), then built without dependencies or build
+    isolation (nothing is downloaded). An installation without its source (a container
+    image) logs no wheel: its environment lists the installed version instead.
     """
+    import shutil
     import subprocess
     import sys
+    import tomllib
 
     import dubops
 
     root = Path(dubops.__file__).resolve().parents[1]
     if not (root / "pyproject.toml").is_file():
         return None
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    sources = {*project["tool"]["setuptools"]["package-dir"].values()}
+    copy = folder / "source"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in sorted(sources):
+        shutil.copytree(root / name, copy / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, copy / name)
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-    done = subprocess.run([*cmd, "-w", str(folder), str(root)], capture_output=True, text=True)
+    done = subprocess.run([*cmd, "-w", str(folder), str(copy)], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"building the dubops wheel failed: {done.stderr.strip()[-500:]}")
     wheels = sorted(folder.glob("dubops-*.whl"))
@@ -208,7 +219,10 @@ def register_bundle(
                 "library_dir": info.raw.get("library_dir", ""),
                 "backend": config.library.backend,
                 "bundle_hash": info.bundle_hash,
+                # MLflow overrides only keys logged here: every setting a server may give.
                 "allowed_roots": "",
+                "out_dir": "",
+                "model_version": "",
             },
             signature=model_signature(),
             input_example=input_example(info),

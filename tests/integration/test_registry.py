@@ -9,6 +9,8 @@ the first registration has loaded everything.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import multiprocessing
 import shutil
@@ -17,8 +19,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 from typer.testing import CliRunner
 
+from dubops.errors import InputError
 from tests.fixtures.dubbing_stages import build_stages, store_config
 
 runner = CliRunner()
@@ -112,7 +116,7 @@ def test_bundle_holds_safetensors_and_settings_only(stages, bundles):
     shutil.copytree(graph, tampered)
     (tampered / "speech/graph.json").write_text("{}")
     assert verify_bundle(tampered) == ["speech/graph.json"]
-    from dubops.dubbing import DubbingPipeline
+    from dubops.inference import DubbingPipeline
     from dubops.registry.bundle import BundleError
 
     with pytest.raises(BundleError, match=r"speech/graph.json.*assemble it again"):
@@ -123,7 +127,7 @@ def test_bundle_holds_safetensors_and_settings_only(stages, bundles):
 def test_bundle_and_pipeline_refuse_a_library_of_another_version(stages, bundles, tmp_path):
     from dubops.feature_store.layout import LibraryError
 
-    from dubops.dubbing import DubbingPipeline
+    from dubops.inference import DubbingPipeline
     from dubops.registry.bundle import BundleError, assemble_bundle
 
     rebuilt = _other_version_library(stages.library, tmp_path)
@@ -156,7 +160,6 @@ def test_pyfunc_round_trip_by_alias(stages, bundles, store, tmp_path):
     import mlflow
     import pandas as pd
 
-    from dubops.audio import read_wav
     from dubops.data.datasets import load_manifest
     from dubops.registry.model_registry import register_bundle
     from dubops.registry.promotion import promote
@@ -190,34 +193,117 @@ def test_pyfunc_round_trip_by_alias(stages, bundles, store, tmp_path):
     local = Path(mlflow.artifacts.download_artifacts(mv.source))
     assert (local / "MLmodel").is_file() and (local / "serving_input_example.json").is_file()
     assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle", ".bin", ".pt")]
+    # The environment is installable: dubops comes as the wheel logged with the model.
+    requirements = (local / "requirements.txt").read_text().split()
+    wheel = [r for r in requirements if r.endswith(".whl")]
+    assert len(wheel) == 1 and (local / wheel[0]).is_file(), requirements
+    assert not any(r.startswith("dubops==") for r in requirements)
     schema = model.metadata.get_input_schema()
-    assert schema.input_names() == ["video_path", "script", "prompt_path", "react"]
+    assert {"video_b64", "video_path", "script", "prompt_b64", "prompt_path"} <= set(
+        schema.input_names()
+    )
 
     clip = load_manifest(stages.corpus, ["test_s2"]).iloc[1]
-    request = pd.DataFrame(
-        [
-            {
-                "video_path": str(stages.corpus / clip.video_path),
-                "script": clip.script,
-                "prompt_path": str(stages.corpus / clip.prompt_audio_path),
-                "react": clip.react,
-            }
-        ]
-    )
-    out = model.predict(request, params={"out_dir": str(tmp_path / "dubbed")})
+    by_path = {
+        "video_path": str(stages.corpus / clip.video_path),
+        "script": clip.script,
+        "prompt_path": str(stages.corpus / clip.prompt_audio_path),
+        "react": clip.react,
+    }
+    # Paths are read only under the allowed roots: none by default.
+    with pytest.raises(InputError, match="outside the allowed folders"):
+        model.predict(pd.DataFrame([by_path]))
+    by_bytes = {
+        "video_b64": base64.b64encode((stages.corpus / clip.video_path).read_bytes()).decode(),
+        "script": clip.script,
+        "prompt_b64": base64.b64encode(
+            (stages.corpus / clip.prompt_audio_path).read_bytes()
+        ).decode(),
+        "emotion": "joy",
+    }
+    out = model.predict(pd.DataFrame([by_bytes]))
     row = out.iloc[0]
-    wave, rate = read_wav(row.wav_path)
+    wave, rate = sf.read(io.BytesIO(base64.b64decode(row.audio_b64)))
     assert abs(len(wave) / rate - clip.video_seconds) < 0.05
-    assert row.sample_rate == rate and row.audio_b64 == ""
+    assert row.sample_rate == rate and row.wav_path == ""
+    assert row.emotion == "joy" and json.loads(row.conclusion_source)["emotion"] == "override"
     assert row.scene_type in ("dialogue", "monologue", "narration")
     assert bool(row.fallback) == (not bool(row.parse_ok))
-    assert set(json.loads(row.seconds)) >= {"reason", "embed", "retrieve", "speech", "total"}
+    assert set(json.loads(row.seconds)) >= {"reason", "embed", "retrieve", "generate", "total"}
+    with pytest.raises(InputError, match="emotion: 'bored' is not one of"):
+        model.predict(pd.DataFrame([{**by_bytes, "emotion": "bored"}]))
+    # With the corpus as an allowed root, paths work; wavs go only to the model's folder.
+    allowed = mlflow.pyfunc.load_model(
+        f"models:/{name}@champion",
+        model_config={"allowed_roots": str(stages.corpus), "out_dir": str(tmp_path / "dubbed")},
+    )
+    written = allowed.predict(pd.DataFrame([by_path]), params={"audio": "path"}).iloc[0]
+    assert Path(written.wav_path).parent == tmp_path / "dubbed"
     # The logged input example is the bundle's own clip, by bundle:// paths.
     serving = json.loads((local / "serving_input_example.json").read_text())
     assert serving["params"] == {"audio": "base64"}
-    assert serving["dataframe_split"]["data"][0][0] == "bundle://example/clip.mp4"
+    assert "bundle://example/clip.mp4" in serving["dataframe_split"]["data"][0]
     example = model.predict(model.input_example, params=serving["params"]).iloc[0]
     assert example.wav_path == "" and len(example.audio_b64) > 1000
+
+
+def test_a_registered_model_whose_bundle_was_replaced_is_refused(stages, bundles, store):
+    """The registry's bundle_hash tag, not the logged bundle.json, decides what may load."""
+    import mlflow
+
+    from dubops.inference.loading import load_pipeline
+    from dubops.registry.bundle import BundleError
+    from dubops.registry.model_registry import register_bundle
+    from dubops.registry.store import registry_client
+
+    config = _store(store, "tamper")
+    name = config.registry.model_name
+    version = register_bundle(config, bundles[0], metrics={"mcd_dtw": 50.0})
+    pipeline, info = load_pipeline(config, f"models:/{name}/{version}")
+    assert info["version"] == version and pipeline.model_version == f"{name}/{version}"
+    pipeline.close()
+    registry_client(config).set_model_version_tag(name, str(version), "bundle_hash", "f" * 16)
+    with pytest.raises(BundleError, match="registered version records ffff"):
+        load_pipeline(config, f"models:/{name}/{version}")
+    # MLflow's own loader with the registry's value as the model config: refused too.
+    with pytest.raises(BundleError):
+        mlflow.pyfunc.load_model(
+            f"models:/{name}/{version}", model_config={"bundle_hash": "f" * 16}
+        )
+
+
+@pytest.mark.slow
+def test_mlflow_models_predict_dubs_the_input_example(bundles, store, tmp_path):
+    """MLflow's own CLI, in a fresh process, serves the champion's input example."""
+    import os
+
+    import mlflow
+
+    from dubops.registry.model_registry import register_bundle
+    from dubops.registry.promotion import promote
+
+    config = _store(store, "cli_predict")
+    version = register_bundle(config, bundles[0], metrics={"mcd_dtw": 50.0})
+    promote(config, version)
+    uri = f"models:/{config.registry.model_name}@champion"
+    example = Path(mlflow.artifacts.download_artifacts(f"{uri}/serving_input_example.json"))
+    out = tmp_path / "prediction.json"
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    done = subprocess.run(
+        [
+            str(mlflow_cli),
+            *("models", "predict", "-m", uri, "-i", str(example), "-t", "json"),
+            *("--env-manager", "local", "-o", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": config.tracking.tracking_uri},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(out.read_text())["predictions"]
+    assert len(rows) == 1 and len(rows[0]["audio_b64"]) > 1000
+    assert rows[0]["sample_rate"] == 24_000 and rows[0]["audio_seconds"] > 0.5
 
 
 def test_gate_against_champion_with_tolerances_logs_its_table(bundles, store):
