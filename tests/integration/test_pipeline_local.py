@@ -164,6 +164,45 @@ def test_an_unchanged_rerun_hits_the_cache_for_every_step(runs, setup):
     assert all(r.data.tags["dubops.cached"] == "True" for r in children.values())
 
 
+def test_the_evaluate_step_dubs_through_the_served_dubbing_pipeline(runs, setup):
+    """The evaluate step's wav of a clip is what DubbingPipeline.dub gives for it: the
+    reasoner's own conclusion and the extractors' own embedding, no ground truth."""
+    import numpy as np
+
+    from dubops.audio import read_wav
+    from dubops.data.datasets import load_manifest
+    from dubops.inference import DubbingPipeline
+    from dubops.inference.corpus import row_request
+
+    corpus, root, _ = setup
+    _, (_, result), _ = runs
+    folders = {s["step"]: root / "store" / s["step"] / s["key"] for s in result["steps"]}
+    served = folders["evaluate"] / "dubbed" / "model"
+    evaluation = json.loads((folders["evaluate"] / "evaluation.json").read_text())
+    assert set(evaluation["oracles"]) == {"oracle-conclusion", "oracle-footage"}
+    rows = load_manifest(corpus, ["test_s1", "test_s2"]).head(2).to_dict("records")
+    with DubbingPipeline.from_parts(
+        folders["graph_synthesizer"] / "graph",
+        reasoner_dir=folders["reasoner_mpo"] / "reasoner",
+        extractors_dir=folders["train_extractors"] / "extractors",
+        library_dir=folders["build_library"] / "library",
+    ) as pipeline:
+        for row in rows:
+            alone = pipeline.dub(row_request(corpus, row))
+            wave, _ = read_wav(served / f"{row['clip_id']}.wav")
+            recorded = json.loads((served / f"{row['clip_id']}.json").read_text())
+            assert set(recorded["conclusion_source"].values()) <= {"reasoner", "fallback"}
+            assert recorded["conclusion"] == alone.conclusion
+            assert len(wave) == len(alone.wave)
+            assert np.abs(wave - alone.wave).max() < 3e-3, row["clip_id"]
+    oracle = json.loads(
+        (
+            folders["evaluate"] / "dubbed" / "oracle-conclusion" / f"{rows[0]['clip_id']}.json"
+        ).read_text()
+    )
+    assert set(oracle["conclusion_source"].values()) == {"override"}
+
+
 def _weight_hashes(store: Path, steps: list[dict]) -> dict[str, str]:
     """``step/relative path -> sha256`` of every weight file a run's steps left."""
     from dubops.fileio import sha256_file
