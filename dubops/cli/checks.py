@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dubops.errors import InputError
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
 
 # One dubbed line: the DiT samples the whole slot at once (time grows with its
 # square), and longer videos go through the job API in segments.
@@ -27,7 +28,7 @@ MAX_LETTERS_PER_SECOND = 94
 # A prompt quieter than this carries no voice (speech sits around -20 to -30 dBFS).
 MIN_PROMPT_RMS_DBFS = -50.0
 # Below wideband speech the mel bands above 4 kHz are empty: the timbre is lost.
-MIN_PROMPT_SAMPLE_RATE = 16_000
+MIN_PROMPT_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
 MIN_PROMPT_SECONDS = 0.5
 
 

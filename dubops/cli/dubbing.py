@@ -21,6 +21,14 @@ from dubops.cli.common import dub_stages, err_console, off_switch, print_json, u
 from dubops.cli.options import config_options
 from dubops.errors import InputError
 
+# With a run folder as --model (training outputs, before any bundle): its other parts.
+ReasonerOption = Annotated[
+    Path | None, typer.Option("--reasoner", help="With a run folder: the reasoner's folder.")
+]
+ExtractorsOption = Annotated[
+    Path | None,
+    typer.Option("--extractors", help="With a graph run folder: the library's extractors."),
+]
 OracleOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -47,13 +55,8 @@ def dub_clip_command(
             "run folder (then --reasoner and --extractors).",
         ),
     ] = "models:/dubbing@champion",
-    reasoner: Annotated[
-        Path | None, typer.Option("--reasoner", help="With a run folder: the reasoner's folder.")
-    ] = None,
-    extractors: Annotated[
-        Path | None,
-        typer.Option("--extractors", help="With a graph run folder: the library's extractors."),
-    ] = None,
+    reasoner: ReasonerOption = None,
+    extractors: ExtractorsOption = None,
     clip: Annotated[
         str | None, typer.Option("--clip", help="A corpus clip_id (its video, script, prompt).")
     ] = None,
@@ -303,13 +306,8 @@ def dub_command(
         ),
     ],
     data: Annotated[Path, typer.Option("--data", "-d", help="Corpus folder.")] = Path("data/tiny"),
-    reasoner: Annotated[
-        Path | None, typer.Option("--reasoner", help="With a run folder: the reasoner's folder.")
-    ] = None,
-    extractors: Annotated[
-        Path | None,
-        typer.Option("--extractors", help="With a graph run folder: the library's extractors."),
-    ] = None,
+    reasoner: ReasonerOption = None,
+    extractors: ExtractorsOption = None,
     library: Annotated[
         Path | None,
         typer.Option("--library", help="Footage library; required for a graph run folder."),

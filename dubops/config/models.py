@@ -16,13 +16,14 @@ from dubops.emotion.graph_settings import GraphConfig
 from dubops.emotion.settings import ExtractorsConfig
 from dubops.reasoning.settings import ReasonerConfig
 from dubops.registry.settings import RegistryConfig
+from dubops.sample_rates import SPEECH_SAMPLE_RATE
 from dubops.speech.settings import SpeechConfig
 
 
 class AudioConfig(CheckedSection):
     """The F5-TTS mel front end, kept so F5 checkpoints and vocoders fit."""
 
-    sample_rate: int = Field(24_000, gt=0)
+    sample_rate: int = Field(SPEECH_SAMPLE_RATE, gt=0)
     n_fft: int = Field(1024, gt=0)
     hop_length: int = Field(256, gt=0)
     win_length: int = Field(1024, gt=0)

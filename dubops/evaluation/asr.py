@@ -15,6 +15,7 @@ import numpy as np
 
 from dubops.data.report.wer import SphinxRecognizer, word_error_rate
 from dubops.errors import InputError
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
 
 
 class Recognizer(Protocol):
@@ -53,7 +54,9 @@ class _Whisper:
         self.name = f"whisper/{path.name}"
 
     def transcribe(self, wave_16k: np.ndarray) -> str:
-        out = self._pipe({"raw": np.asarray(wave_16k, dtype=np.float32), "sampling_rate": 16_000})
+        out = self._pipe(
+            {"raw": np.asarray(wave_16k, dtype=np.float32), "sampling_rate": ANALYSIS_SAMPLE_RATE}
+        )
         return str(out["text"])
 
 

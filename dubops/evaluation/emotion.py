@@ -30,6 +30,7 @@ from dubops.data.layout import CorpusLayout, manifest_hash
 from dubops.data.schema import EMOTIONS
 from dubops.errors import InputError
 from dubops.fileio import write_json
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 # emo-v2: the loud share is read from the same 80 ms / 20 ms RMS track as the energy
@@ -160,7 +161,7 @@ def train_emotion_classifier(corpus_root: str | Path) -> EmotionClassifier:
     held = manifest[manifest["split"] != "train"]
     if train["emotion"].nunique() < 2:
         raise ValueError("the emotion classifier needs at least two emotions in the train split")
-    sr = 16_000
+    sr = ANALYSIS_SAMPLE_RATE
     x_train = _features_of(layout, train, sr)
     mean, scale = x_train.mean(axis=0), x_train.std(axis=0) + 1e-8
     model = LogisticRegression(max_iter=2000, C=1.0)

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-DNSMOS_SAMPLE_RATE = 16_000
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
+
+DNSMOS_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
 _state: dict[str, Any] = {"model": None, "threads": 0}  # 0: ONNX Runtime's default
 
 

@@ -19,9 +19,10 @@ import numpy as np
 
 from dubops.config import AudioConfig
 from dubops.data.layout import CorpusLayout
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
 
 _EMOTION_RATE = 16_000  # the classifier works at 16 kHz, as it was trained
-_ASR_RATE = 16_000
+_ASR_RATE = ANALYSIS_SAMPLE_RATE
 
 
 @dataclass(frozen=True)

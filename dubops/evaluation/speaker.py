@@ -13,8 +13,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
+
 # Resemblyzer's model rate.
-ENCODER_SAMPLE_RATE = 16_000
+ENCODER_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
 
 
 class SpeakerEncoder:

@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from dubops.errors import InputError
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
 
 FPS = 25
-SAMPLE_RATE = 16_000
+SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
 CROP_SIZE = 224
 WINDOW_FRAMES = 5  # video frames per embedding (0.2 s)
 MFCC_PER_FRAME = 4  # 100 Hz MFCCs per 25 fps frame

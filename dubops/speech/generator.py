@@ -2,14 +2,16 @@
 
 :class:`SpeechGenerator` bundles the vocabulary, the flow model, the stage-2.2
 parts (ControlNet, conditions, duration predictor) when present, and a vocoder.
-``generate`` validates inputs (clear :class:`SpeechInputError` / ``ScriptError``),
-phonemizes the script, fits the phoneme durations exactly into the video slot,
-samples with multi-condition guidance and vocodes. Ablations (no video, no
-conclusion, no duration predictor) are switches on the same call.
+``prepare`` validates inputs (clear :class:`SpeechInputError` / ``ScriptError``),
+phonemizes the script, fits the phoneme durations exactly into the video slot and
+builds the conditions; ``sample`` runs multi-condition guided sampling for
+several prepared clips in one batch; ``vocode`` makes the wave. ``generate`` is
+the three for one clip. Ablations (no video, no conclusion, no duration
+predictor) are switches on the same call.
 
 A graph-stage folder (``dubops train graph``) adds Authentic-Dubber's emotion
-graph: it is loaded with the footage library it was trained with, and each
-clip's footage (its basic vectors and retrieval) goes in as ``footage``.
+graph: each clip's retrieved footage goes in as ``footage``. Retrieval itself
+is :mod:`dubops.inference.retrieval`'s: the generator only speaks.
 """
 
 from __future__ import annotations
@@ -279,23 +281,10 @@ def _sample_group(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
     return [mel[i, len(p.prompt_mel) : p.frames].cpu() for i, p in enumerate(plans)]
 
 
-def dub_clip_mel(
-    model: Any,
-    item: dict,
-    prompt_mel: torch.Tensor,
-    target_frames: int,
-    speech: SpeechConfig,
-    ablation: Ablation = Ablation(),
-    emotion: torch.Tensor | None = None,
-    seed: int = 0,
-    phonemes: torch.Tensor | None = None,
-    footage: dict[str, torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """One clip's target mel ``(target_frames, m)``: :func:`plan_clip_mel`, then sampled."""
-    plan = plan_clip_mel(
-        model, item, prompt_mel, target_frames, speech, ablation, emotion, seed, phonemes, footage
-    )
-    return sample_plans(model, [plan])[0]
+def dub_clip_mel(model: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """One clip's target mel ``(target_frames, m)``: :func:`plan_clip_mel`'s arguments,
+    then sampled alone (the training stages' validation samples)."""
+    return sample_plans(model, [plan_clip_mel(model, *args, **kwargs)])[0]
 
 
 class SpeechGenerator:

@@ -21,6 +21,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from dubops.sample_rates import SPEECH_SAMPLE_RATE
+
 Padding = Literal["center", "same"]
 
 
@@ -28,7 +30,7 @@ Padding = Literal["center", "same"]
 class VocosNetConfig:
     """Sizes of the mel Vocos; defaults are ``charactr/vocos-mel-24khz``."""
 
-    sample_rate: int = 24_000
+    sample_rate: int = SPEECH_SAMPLE_RATE
     n_mels: int = 100  # backbone input_channels
     dim: int = 512
     intermediate_dim: int = 1536
@@ -81,7 +83,7 @@ class VocosNetConfig:
         if int(hd["dim"]) != int(bb["dim"]):
             raise ValueError(f"vocos config: head.dim ({hd['dim']}) != backbone.dim ({bb['dim']})")
         return cls(
-            sample_rate=int(fe.get("sample_rate", 24_000)),
+            sample_rate=int(fe.get("sample_rate", SPEECH_SAMPLE_RATE)),
             n_mels=n_mels,
             dim=int(bb["dim"]),
             intermediate_dim=int(bb["intermediate_dim"]),

@@ -92,7 +92,10 @@ def test_train_resume_and_dub_with_retrieval(trained, tmp_path):
     assert set(footage.clip_ids) == set(manifest["clip_id"])
 
     runner = CliRunner()
+    # The test library holds injected vectors (no extractors): the footage oracle queries
+    # with them; without it the served path asks for the extractors.
     args = ["dub", "--model", str(out), "--data", str(data), "--max-clips", "2"]
+    args += ["--oracle", "footage"]
     sets = [arg for o in SMALL for arg in ("-s", o)]
     missing = runner.invoke(app, [*args, "--out", str(tmp_path / "x"), *sets])
     assert missing.exit_code == 2 and "--library" in " ".join(missing.output.split())

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -22,7 +24,7 @@ Progress = Callable[[str, int, int], None]
 
 HELD_OUT_SPLITS: tuple[str, ...] = ("val", "test_s1", "test_s2")
 # The rate every part works at (Resemblyzer's and PocketSphinx's models are 16 kHz).
-REPORT_SAMPLE_RATE = 16_000
+REPORT_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
 
 
 def clip_hash(clip_id: str) -> int:

@@ -23,6 +23,7 @@ import numpy as np
 
 from dubops.data.schema import EMOTIONS
 from dubops.fileio import atomic_path, write_json
+from dubops.sample_rates import SPEECH_SAMPLE_RATE
 
 if TYPE_CHECKING:
     import torch
@@ -46,7 +47,7 @@ class ClipInputs:
     react: str = ""
     wave: np.ndarray | None = None
     prompt_wave: np.ndarray | None = None
-    sample_rate: int = 24_000
+    sample_rate: int = SPEECH_SAMPLE_RATE
 
 
 class EmotionExtractor(ABC):
