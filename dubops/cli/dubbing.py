@@ -106,7 +106,7 @@ def dub_clip_command(
             config, model, clip, data, video, script, script_file, prompt, react, library, out,
             seed, oracle or [],
         )  # fmt: skip
-        parts = {"reasoner": reasoner, "extractors": extractors}
+        parts = {"reasoner_dir": reasoner, "extractors_dir": extractors}
         with dub_stages(quiet=as_json) as stage:
             summary, result, files = _dub(
                 config, model, library, parts, request, row, data, out, threads,

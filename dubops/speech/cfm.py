@@ -249,7 +249,8 @@ class FlowMatching(nn.Module):
         cond_mask = lengths_to_mask(lens, n).unsqueeze(-1)
         cond = nnf.pad(cond, (0, 0, 0, n - n_p))
         cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
-        mask = lengths_to_mask(duration) if b > 1 else None
+        # A batch of equal lengths has no padding to mask (the unmasked attention is faster).
+        mask = lengths_to_mask(duration) if b > 1 and bool((duration != n).any()) else None
         if noise is None:
             noise = self._noise(duration, m, seed, device, dtype)
         prepared = self.backbone.prepare(cond, text, mask, guidance.variants)

@@ -215,23 +215,41 @@ def plan_clip_mel(
     )
 
 
-def sample_plans(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
-    """Target mels ``(target_frames, m)`` of several clips, one sampler call per batch key.
+# Clips share a sampler call only when their lengths are within this ratio: on a CPU the
+# sampler is compute-bound, so the padding a longer batch-mate forces costs what it adds.
+MAX_PADDING_RATIO = 1.15
 
-    One clip samples exactly as it always has; several are padded to the longest
-    (prompt and target alike), masked, and each starts from the noise its own
-    seed draws for its own length, so a clip's mel does not depend on its
-    batch-mates beyond float rounding.
+
+def sample_plans(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
+    """Target mels ``(target_frames, m)`` of several clips, batched by length.
+
+    Plans with the same sampler settings are sorted by length and cut into groups
+    whose longest is at most :data:`MAX_PADDING_RATIO` times their shortest; each
+    group is one sampler call. One clip samples exactly as it always has; several
+    are padded to the longest, masked, and each starts from the noise its own seed
+    draws for its own length, so a clip's mel does not depend on its batch-mates
+    beyond float rounding.
     """
     out: list[torch.Tensor] = [torch.empty(0)] * len(plans)
-    groups: dict[str, list[int]] = {}
+    settings: dict[str, list[int]] = {}
     for i, plan in enumerate(plans):
-        groups.setdefault(plan.batch_key(), []).append(i)
-    for rows in groups.values():
-        mels = _sample_group(model, [plans[i] for i in rows])
-        for i, mel in zip(rows, mels, strict=True):
-            out[i] = mel
+        settings.setdefault(plan.batch_key(), []).append(i)
+    for rows in settings.values():
+        for group in _length_groups(rows, plans):
+            mels = _sample_group(model, [plans[i] for i in group])
+            for i, mel in zip(group, mels, strict=True):
+                out[i] = mel
     return out
+
+
+def _length_groups(rows: list[int], plans: list[SpeechPlan]) -> list[list[int]]:
+    groups: list[list[int]] = []
+    for i in sorted(rows, key=lambda r: plans[r].frames):
+        if groups and plans[i].frames <= plans[groups[-1][0]].frames * MAX_PADDING_RATIO:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
 
 
 def _sample_group(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
