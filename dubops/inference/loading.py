@@ -167,7 +167,9 @@ def load_pipeline(
     if model.startswith(MODELS_SCHEME):
         pipeline, info = _from_registry(config, model, library_dir)
     elif (Path(model) / "bundle.json").is_file():
-        pipeline = DubbingPipeline.from_bundle(model, library_dir, config.library.backend)
+        pipeline = DubbingPipeline.from_bundle(
+            model, library_dir=library_dir, backend=config.library.backend
+        )
         info = {"model": str(model)}
     elif (Path(model) / "stage.json").is_file():
         pipeline = DubbingPipeline.from_parts(

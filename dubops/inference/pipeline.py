@@ -39,7 +39,7 @@ from dubops.inference.request import CONCLUSION_FIELDS, DubRequest
 from dubops.inference.result import DubResult
 
 if TYPE_CHECKING:
-    from dubops.config import AudioConfig, DubOpsConfig
+    from dubops.config import DubOpsConfig
     from dubops.inference.media import ClipMedia
     from dubops.inference.retrieval import FootageRetriever, Retrieval
 
@@ -71,21 +71,13 @@ class DubbingPipeline:
     # -- loading (dubops.inference.loading does the work) -----------------------------
 
     @classmethod
-    def from_bundle(
-        cls,
-        bundle_dir: str | Path,
-        library_dir: str | Path | None = None,
-        backend: str = "numpy",
-        audio: AudioConfig | None = None,
-        expected_hash: str | None = None,
-        model_version: str | None = None,
-    ) -> DubbingPipeline:
-        """Every part of a bundle, checked (see :func:`dubops.inference.loading.load_bundle`)."""
+    def from_bundle(cls, bundle_dir: str | Path, **options: Any) -> DubbingPipeline:
+        """Every part of a bundle, checked; ``options``: ``library_dir``, ``backend``,
+        ``audio``, ``expected_hash``, ``model_version``
+        (:func:`dubops.inference.loading.load_bundle`)."""
         from dubops.inference.loading import load_bundle
 
-        return load_bundle(
-            cls, bundle_dir, library_dir, backend, audio, expected_hash, model_version
-        )
+        return load_bundle(cls, bundle_dir, **options)
 
     @classmethod
     def from_parts(cls, speech_dir: str | Path, **parts: Any) -> DubbingPipeline:
