@@ -61,3 +61,37 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def marked_with(folder: str | Path, marker: str, *keys: str) -> bool:
+    """Whether ``folder/marker`` is a JSON object with every one of ``keys``.
+
+    A command that writes a folder whole writes such a file last, so its
+    presence says the command made the folder.
+    """
+    try:
+        data = json.loads((Path(folder) / marker).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in keys)
+
+
+def check_replaceable(folder: str | Path, option: str, what: str, marker: str, ours: bool) -> None:
+    """Refuse to replace a folder a command did not make (it may hold a user's files).
+
+    A missing or empty folder, or one the command made (``ours``), may be
+    replaced; a file, or a folder with other files, raises ``InputError`` and is
+    left as it is.
+    """
+    from dubops.errors import InputError
+
+    root = Path(folder)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{option} {root}: is a file; give a folder for the {what}")
+    if not root.is_dir() or ours or not any(root.iterdir()):
+        return
+    raise InputError(
+        f"{option} {root}: holds files but no {marker}, so it is not a {what} this command "
+        f"made, and writing it would replace the folder and delete them; choose another "
+        f"{option}, or delete the folder yourself if its files can go"
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dubops.errors import DubOpsError, InputError
+from dubops.errors import DubOpsError
 
 LIBRARY_FORMAT = 1
 MODALITIES: tuple[str, ...] = ("scene", "face", "text", "audio")
@@ -111,11 +111,9 @@ class LibraryLayout:
         The build writes ``library.json`` last and renames the whole folder into
         place, so every folder it made has one (an older format's too).
         """
-        try:
-            info = json.loads(self.info.read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(info, dict) and "format" in info and "version" in info
+        from dubops.fileio import marked_with
+
+        return marked_with(self.root, self.info.name, "format", "version")
 
     def check_replaceable(self, option: str = "--out") -> None:
         """Refuse to replace a folder that is not a library (it may hold a user's files).
@@ -124,16 +122,9 @@ class LibraryLayout:
         replaced; anything else raises :class:`~dubops.errors.InputError` and is
         left as it is.
         """
-        root = self.root
-        if root.exists() and not root.is_dir():
-            raise InputError(f"{option} {root}: is a file; give a folder for the library")
-        if not root.is_dir() or self.is_library() or not any(root.iterdir()):
-            return
-        raise InputError(
-            f"{option} {root}: holds files but no {self.info.name}, so it is not a footage "
-            f"library this command made, and building would replace it and delete them; "
-            f"choose another {option}, or delete the folder yourself if its files can go"
-        )
+        from dubops.fileio import check_replaceable
+
+        check_replaceable(self.root, option, "footage library", self.info.name, self.is_library())
 
     def check_files(self, feast: bool = False, milvus_store: bool = False) -> None:
         """Raise a :class:`LibraryError` when a file the chosen backend needs is gone.

@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dubops.errors import DubOpsError, InputError
-from dubops.fileio import replace_dir, sha256_file, write_json
+from dubops.errors import DubOpsError
+from dubops.fileio import check_replaceable as replaceable
+from dubops.fileio import marked_with, replace_dir, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +193,7 @@ def assemble_bundle(
 
 def is_bundle(folder: str | Path) -> bool:
     """Whether assembly made this folder: its ``bundle.json`` names a format and a hash."""
-    try:
-        raw = json.loads((Path(folder) / BUNDLE_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(raw, dict) and "format" in raw and "bundle_hash" in raw
+    return marked_with(folder, BUNDLE_FILE, "format", "bundle_hash")
 
 
 def check_replaceable(out_dir: str | Path, option: str = "out_dir") -> None:
@@ -205,16 +202,7 @@ def check_replaceable(out_dir: str | Path, option: str = "out_dir") -> None:
     Raises:
         InputError: ``out_dir`` is a file, or a non-empty folder without a ``bundle.json``.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{option} {out_dir}: is a file; give a folder for the bundle")
-    if not out_dir.is_dir() or is_bundle(out_dir) or not any(out_dir.iterdir()):
-        return
-    raise InputError(
-        f"{option} {out_dir}: holds files but no {BUNDLE_FILE}, so it is not a bundle "
-        f"assembly made, and assembling would replace it and delete them; choose another "
-        f"{option}, or delete the folder yourself if its files can go"
-    )
+    replaceable(out_dir, option, "bundle", BUNDLE_FILE, is_bundle(out_dir))
 
 
 def read_bundle(bundle_dir: str | Path) -> BundleInfo:
