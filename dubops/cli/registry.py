@@ -107,12 +107,15 @@ def show_command(
         for h in data["champion_history"]:
             previous = h.get("previous")
             history.add_row(
-                f"v{h['version']}",
+                f"v{h['version']}" + (" [yellow](pending)[/]" if h.get("pending") else ""),
                 "–" if previous is None else f"v{previous}",
                 str(h.get("at", "")),
                 str(h.get("reason", "")),
             )
         console.print(history)
+        notes = [h["note"] for h in data["champion_history"] if h.get("note")]
+        for note in notes:  # an interrupted promotion or rollback: what the next one does
+            console.print(f"[yellow]note:[/] {note}")
 
 
 @app.command("promote")
