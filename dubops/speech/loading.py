@@ -39,11 +39,7 @@ def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, Spe
     from safetensors.torch import load_file
 
     root = Path(pretrain_dir)
-    weights = root / DIT_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{weights} is missing; run `dubops train dit-pretrain --out {root}` first"
-        )
+    weights = _required(root / DIT_FILE, "dit-pretrain")
     speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
     flow = build_flow(speech.model_copy(update={"pretrained_dit": None}))
     flow.backbone.load_state_dict(load_file(str(weights)), strict=True)
@@ -59,11 +55,7 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
     from dubops.speech.dubbing_model import DubbingModel
 
     root = Path(run_dir)
-    weights = root / DUBBING_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{weights} is missing; run `dubops train controlnet --out {root}` first"
-        )
+    weights = _required(root / DUBBING_FILE, "controlnet")
     stage = json.loads((root / "stage.json").read_text())
     # A relative DiT folder is relative to this one (a copied bundle keeps its parts together).
     flow, vocab, _ = load_flow(root / stage["pretrain_dir"])
@@ -89,3 +81,12 @@ def load_stage_weights(model: Any, weights: str | Path) -> None:
     stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
     if unexpected or stray:
         raise CheckpointError(f"{weights} does not fit this build: {unexpected or stray}")
+
+
+def _required(weights: Path, stage: str) -> Path:
+    """``weights``, or a CheckpointError naming the command that makes them."""
+    if not weights.is_file():
+        raise CheckpointError(
+            f"{weights} is missing; run `dubops train {stage} --out {weights.parent}` first"
+        )
+    return weights
