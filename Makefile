@@ -20,7 +20,7 @@ export MALLOC_MMAP_THRESHOLD_ := 33554432
 export MALLOC_TRIM_THRESHOLD_ := 68719476736
 export MALLOC_TOP_PAD_ := 536870912
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo serve test lint bench clean
 
 install: $(STAMP)
 
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml $(NODEPS)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26"
 	@# torch first, from the local CPU wheel; the project's range keeps it.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,serving]'
 	@# Packages whose declared dependencies would pull another torch: no deps.
 	$(foreach f,$(NODEPS),$(BIN)/python -m pip install --quiet --no-deps -r $(f);)
 	@rm -f $(VENV)/.install-stamp-*
@@ -44,10 +44,19 @@ demo: install
 	else alias=challenger; echo "no champion: the gate refused this run's model (see the"\
 		"pipeline's gate table); dubbing with the challenger"; fi; \
 	$(BIN)/dubops dub-clip --model models:/dubbing@$$alias --clip $(DEMO_CLIP) --data $(DEMO_DIR) \
-		--out out/demo.mp4 --no-mos
+		--out out/demo.mp4 --no-mos && \
+	$(BIN)/dubops serve try --model models:/dubbing@$$alias --clip $(DEMO_CLIP) --data $(DEMO_DIR) \
+		--out out/served
 	@echo "Dubbed: out/demo.mp4 (reasoning: out/demo.reasoning.txt, metrics: out/demo.json)"
+	@echo "Served: out/served/ (the same clip through BentoML's HTTP API: sync and as a job)"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db" \
 		"--default-artifact-root $(CURDIR)/mlartifacts  (then open http://127.0.0.1:5000)"
+
+# The champion behind BentoML on 127.0.0.1 until Ctrl-C (which drains it).
+SERVE_PORT ?= 3000
+serve: install
+	@echo "DubOps API: http://127.0.0.1:$(SERVE_PORT)  (POST /dub, /jobs; docs: /docs)"
+	$(BIN)/dubops serve bento --model models:/dubbing@champion --port $(SERVE_PORT)
 
 test: install
 	$(BIN)/ruff check .

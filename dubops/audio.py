@@ -49,6 +49,18 @@ def write_wav(path: str | Path, wave: np.ndarray, sample_rate: int) -> None:
         sf.write(str(tmp), wave, sample_rate, subtype="PCM_16", format="WAV")
 
 
+def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
+    """Mono float audio as a 16-bit PCM wav file's bytes (what servers return)."""
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    sf.write(buffer, wave, sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
 def resample(wave: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Polyphase resampling (exact rational ratio, e.g. 22050 -> 24000 is 160/147)."""
     if orig_sr == target_sr:

@@ -15,21 +15,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dubops.errors import InputError
-from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
+from dubops.inference.media import (
+    MAX_LETTERS_PER_SECOND,
+    MIN_PROMPT_RMS_DBFS,
+    MIN_PROMPT_SAMPLE_RATE,
+    MIN_PROMPT_SECONDS,
+)
 
 # One dubbed line: the DiT samples the whole slot at once (time grows with its
 # square), and longer videos go through the job API in segments.
 MAX_SLOT_SECONDS = 60.0
 # Far more than any line of dialogue; bounds tokenizer and phonemizer work.
 MAX_SCRIPT_CHARS = 1000
-# check_slot's floor is 2 mel frames (21 ms) per phoneme: ~47 phonemes a second.
-# English spells a phoneme with ~1.2 letters; 2 letters each leaves a wide margin.
-MAX_LETTERS_PER_SECOND = 94
-# A prompt quieter than this carries no voice (speech sits around -20 to -30 dBFS).
-MIN_PROMPT_RMS_DBFS = -50.0
-# Below wideband speech the mel bands above 4 kHz are empty: the timbre is lost.
-MIN_PROMPT_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
-MIN_PROMPT_SECONDS = 0.5
 
 
 def input_file(path: Path, option: str, what: str = "file") -> Path:

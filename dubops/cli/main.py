@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from dubops.cli import data, dubbing, emotion, graph, library, pipeline, reasoning, registry, train
+from dubops.cli import (
+    data,
+    dubbing,
+    emotion,
+    graph,
+    library,
+    pipeline,
+    reasoning,
+    registry,
+    serve,
+    train,
+)
 from dubops.cli.evaluate import evaluate_command
 
 
@@ -69,6 +80,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(library.app, name="library")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(registry.app, name="registry")
+app.add_typer(serve.app, name="serve")
 app.command("dub")(dubbing.dub_command)
 app.command("speak")(dubbing.speak_command)
 app.command("dub-clip")(dubbing.dub_clip_command)

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from dubops.config.library_settings import LibraryConfig
 from dubops.config.pipeline_settings import PipelineConfig
 from dubops.config.section import CheckedSection
+from dubops.config.serving_settings import ServingConfig
 from dubops.emotion.graph_settings import GraphConfig
 from dubops.emotion.settings import ExtractorsConfig
 from dubops.reasoning.settings import ReasonerConfig
@@ -104,3 +105,4 @@ class DubOpsConfig(CheckedSection):
     graph: GraphConfig = Field(default_factory=GraphConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)

@@ -17,6 +17,7 @@ import numpy as np
 
 from dubops.errors import InputError
 from dubops.inference.request import DubRequest
+from dubops.sample_rates import ANALYSIS_SAMPLE_RATE
 
 
 @dataclass
@@ -33,11 +34,57 @@ class ClipMedia:
         return len(self.frames) / self.fps
 
 
+# The limits a request's media must meet (the CLI checks files against the same ones).
+# A timbre prompt shorter than this carries too little of the voice to clone it.
+MIN_PROMPT_SECONDS = 0.5
+# A prompt quieter than this carries no voice (speech sits around -20 to -30 dBFS).
+MIN_PROMPT_RMS_DBFS = -50.0
+# Below wideband speech the mel bands above 4 kHz are empty: the timbre is lost.
+MIN_PROMPT_SAMPLE_RATE = ANALYSIS_SAMPLE_RATE
+# The slot fitter's floor is 2 mel frames (21 ms) per phoneme: ~47 phonemes a second.
+# English spells a phoneme with ~1.2 letters; 2 letters each leaves a wide margin.
+MAX_LETTERS_PER_SECOND = 94
+
+
 def read_media(request: DubRequest) -> ClipMedia:
-    """Decode the request's video and prompt (:class:`InputError` on unreadable media)."""
+    """Decode the request's video and prompt (:class:`InputError` on unreadable or
+    unusable media: see :func:`check_media`)."""
     frames, fps = _video(request)
     prompt, rate = _prompt(request)
-    return ClipMedia(frames, fps, prompt, rate)
+    media = ClipMedia(frames, fps, prompt, rate)
+    check_media(request, media)
+    return media
+
+
+def check_media(request: DubRequest, media: ClipMedia) -> None:
+    """Refuse what decodes but cannot be dubbed: a short, silent or narrow-band prompt,
+    a script no speaker could say in its slot (each named with the fix)."""
+    seconds = len(media.prompt) / media.prompt_rate if media.prompt_rate else 0.0
+    if seconds < MIN_PROMPT_SECONDS:
+        raise InputError(
+            f"prompt: {seconds:.2f} s of audio; give at least {MIN_PROMPT_SECONDS:g} s of the "
+            "speaker's voice"
+        )
+    if media.prompt_rate < MIN_PROMPT_SAMPLE_RATE:
+        raise InputError(
+            f"prompt: sampled at {media.prompt_rate} Hz; give at least "
+            f"{MIN_PROMPT_SAMPLE_RATE} Hz (wideband speech)"
+        )
+    rms = float(np.sqrt(np.mean(np.square(media.prompt), dtype=np.float64)))
+    level = 20 * np.log10(max(rms, 1e-12))
+    if not np.isfinite(media.prompt).all() or level < MIN_PROMPT_RMS_DBFS:
+        raise InputError(
+            f"prompt: silent or nearly so ({level:.0f} dBFS RMS); give a recording of the "
+            "speaker's voice"
+        )
+    slot = request.target_seconds or media.seconds
+    letters = sum(c.isalnum() for c in request.script)
+    limit = int(MAX_LETTERS_PER_SECOND * slot)
+    if letters > limit:
+        raise InputError(
+            f"script: {letters} letters cannot be spoken in a {slot:.2f} s slot (at most "
+            f"~{limit}); shorten the line, or give a longer video or target_seconds"
+        )
 
 
 def video_file(request: DubRequest, folder: Path) -> Path:

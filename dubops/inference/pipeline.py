@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dubops.cancellation import raise_if_stopped
 from dubops.errors import InputError
 from dubops.inference.conclusions import ClipConclusion, merge_conclusion
 from dubops.inference.request import CONCLUSION_FIELDS, DubRequest
@@ -331,6 +332,7 @@ class _StageTimer:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        raise_if_stopped()  # a caller that stopped waiting: no further step starts
         self.on_stage(name)
         tick = time.perf_counter()
         yield

@@ -31,7 +31,6 @@ by ``os.pathsep``), ``out_dir``.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import math
 import os
@@ -151,13 +150,9 @@ def _value(value: Any) -> Any:
 
 
 def _wav_base64(wave: Any, sample_rate: int) -> str:
-    import numpy as np
-    import soundfile as sf
+    from dubops.audio import wav_bytes
 
-    buffer = io.BytesIO()
-    samples = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
-    sf.write(buffer, samples, sample_rate, subtype="PCM_16", format="WAV")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return base64.b64encode(wav_bytes(wave, sample_rate)).decode("ascii")
 
 
 mlflow.models.set_model(DubbingModel())

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from dubops.cancellation import raise_if_stopped
 from dubops.speech.dit import Control, DiT
 from dubops.speech.frozen_compile import frozen_compile, modules_in, weights_unchanged
 from dubops.speech.settings import FlowMatchingConfig, SamplerConfig
@@ -79,6 +80,7 @@ def solve_ode(
     y = y0
     calls = 0
     for i in range(len(grid) - 1):
+        raise_if_stopped()  # a caller that stopped waiting stops the sampler within one step
         t0, t1 = grid[i], grid[i + 1]
         dt = t1 - t0
         if method == "euler":
@@ -268,9 +270,11 @@ class FlowMatching(nn.Module):
         return torch.where(cond_mask, cond, out)
 
     def _noise(self, duration, m, seed, device, dtype) -> torch.Tensor:
+        # A generator per call (the same numbers torch.manual_seed gives): two requests
+        # sampled on two server threads never draw from one shared stream.
         parts = []
         for d in duration.tolist():
-            if seed is not None:
-                torch.manual_seed(seed)
-            parts.append(torch.randn(d, m, device=device, dtype=dtype))
+            rng = torch.Generator().manual_seed(seed) if seed is not None else None
+            noise = torch.randn(d, m, generator=rng, dtype=dtype)
+            parts.append(noise.to(device))
         return nn.utils.rnn.pad_sequence(parts, batch_first=True)

@@ -278,8 +278,8 @@ def _sample_group(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
     noise = torch.zeros(b, n, m)
     for i, p in enumerate(plans):
         text[i, : p.text.shape[1]] = p.text[0]
-        torch.manual_seed(p.seed)  # the noise a lone call with this seed draws
-        noise[i, : p.frames] = torch.randn(p.frames, m)
+        rng = torch.Generator().manual_seed(p.seed)  # the noise a lone call with this seed draws
+        noise[i, : p.frames] = torch.randn(p.frames, m, generator=rng)
     # Guidance branches are stacked branch-major: row r * b + i is clip i's branch r.
     condition = torch.stack(
         [nnf.pad(p.condition, (0, 0, 0, n - p.condition.shape[1])) for p in plans], dim=1
