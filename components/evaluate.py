@@ -111,8 +111,8 @@ def _answers(ctx: StepContext, served: Path, rows: Any, out: Path) -> tuple[Path
 def _evaluate(ctx: StepContext) -> StepResult:
     import pandas as pd
     import torch
-    from dubops.components.report import evaluation_html
 
+    from dubops.components.report import evaluation_html
     from dubops.data.layout import CorpusLayout
     from dubops.evaluation.reasoning import read_reasoning_jsonl, score_reasoning
     from dubops.evaluation.runner import select_clips

@@ -14,7 +14,6 @@ from typing import Any
 
 from dubops.components.runtime import StepContext, StepResult, run_step
 from dubops.components.store import StepRecord
-
 from dubops.config import DubOpsConfig
 
 CHAMPION = "champion"

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from dubops.components.store import ArtifactStore, RunEvent, StepRecord, cache_key
-
 from dubops.config import DubOpsConfig
 
 logger = logging.getLogger(__name__)
@@ -167,6 +166,7 @@ def run_step(
         metrics_to_parent: log the metrics to the parent run as well.
         extra_key: plain inputs that enter the cache key (e.g. a registered version).
     """
+    from dubops import __version__
     from dubops.components.parent_run import (
         TAG_CACHE_KEY,
         TAG_CACHED,
@@ -175,8 +175,6 @@ def run_step(
         resolve_parent_run,
     )
     from dubops.components.slices import config_slice
-
-    from dubops import __version__
     from dubops.run_environment import one_thread_by_default
     from dubops.tracking import start_run
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from dubops.components.runtime import StepContext, StepResult, run_step
-
 from dubops.errors import InputError
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from dubops.feature_store.feast_repo import (
     EVENT_TIME,
     StageProgress,
@@ -35,14 +36,13 @@ from dubops.feature_store.layout import (
     LibraryLayout,
     vector_field,
 )
-
 from dubops.fileio import replace_dir, write_json
 
 if TYPE_CHECKING:
     import pandas as pd
-    from dubops.feature_store.settings import LibraryConfig
 
     from dubops.config import DubOpsConfig
+    from dubops.feature_store.settings import LibraryConfig
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from dubops.feature_store.backend import (
     MAX_LIMIT,
     TIE_MARGIN,

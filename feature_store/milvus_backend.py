@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
 from dubops.feature_store.backend import (
     MAX_LIMIT,
     TIE_MARGIN,

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+
 from dubops.feature_store.backend import TIE_DECIMALS, QueryFilter, RawHits, top_k_sorted
 from dubops.feature_store.layout import MODALITIES, vector_field
 

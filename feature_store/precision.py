@@ -25,10 +25,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from dubops.feature_store.layout import QUERY_MODALITIES
 
 if TYPE_CHECKING:
     import pandas as pd
+
     from dubops.feature_store.retrieval import FootageLibrary
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dubops.errors import InputError
 from dubops.feature_store.backend import QueryFilter, SearchBackend
 from dubops.feature_store.layout import (
     BUILD_HINT,
@@ -30,8 +32,6 @@ from dubops.feature_store.layout import (
     LibraryLayout,
 )
 from dubops.feature_store.results import ModalityHits, RetrievedFootage
-
-from dubops.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from dubops.feature_store.layout import LABEL_COLUMNS, MODALITIES
 
 if TYPE_CHECKING:

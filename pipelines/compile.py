@@ -13,10 +13,10 @@ logger = logging.getLogger(__name__)
 
 def compile_pipeline(config: DubOpsConfig, out: str | Path) -> Path:
     """Write the pipeline IR, with the cluster settings of ``config.pipeline``, atomically."""
-    from dubops.pipelines.training import build_pipeline
     from kfp import compiler
 
     from dubops.fileio import atomic_path
+    from dubops.pipelines.training import build_pipeline
 
     out = Path(out)
     if out.suffix not in (".yaml", ".yml"):

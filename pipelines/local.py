@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dubops.components.store import ArtifactStore, RunEvent
-
 from dubops.config import DubOpsConfig
 
 logger = logging.getLogger(__name__)
@@ -113,11 +112,12 @@ def _run(
     verbose: bool,
     began: float,
 ) -> LocalRun:
+    from kfp import local
+
     from dubops.components.parent_run import close_parent_run, open_parent_run, run_status
     from dubops.components.runtime import data_version_of
     from dubops.pipelines.step_log import step_log
     from dubops.pipelines.training import build_pipeline
-    from kfp import local
 
     config = steps_config(config)
     version = data_version_of(data)

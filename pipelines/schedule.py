@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dubops.pipelines.cron import validate_cron
-
 from dubops.config import DubOpsConfig, config_hash
 from dubops.errors import DubOpsError
+from dubops.pipelines.cron import validate_cron
 
 
 class KfpServerError(DubOpsError, ValueError):
@@ -56,6 +55,7 @@ def schedule_pipeline(
         namespace: the user namespace of a multi-user Kubeflow.
     """
     import kfp
+
     from dubops.pipelines.compile import compile_pipeline
 
     settings = config.pipeline.schedule

@@ -32,9 +32,10 @@ def build_pipeline(config: DubOpsConfig, packages_to_install: list[str] | None =
         packages_to_install: overrides ``pipeline.packages_to_install`` (local runs
             pass ``[]``: they use the running environment).
     """
+    from kfp import dsl
+
     from dubops.components.steps import make_components
     from dubops.pipelines.platform import apply_platform
-    from kfp import dsl
 
     p = config.pipeline
     packages = p.packages_to_install if packages_to_install is None else packages_to_install

@@ -17,6 +17,7 @@ import threading
 from typing import Any
 
 import bentoml
+
 from dubops.serving.http_api import create_app
 
 CONFIG_ENV = "DUBOPS_SERVE_CONFIG"
@@ -45,9 +46,8 @@ class DubbingBento:
     """Holds the :class:`~dubops.serving.core.DubbingService` of this worker."""
 
     def __init__(self) -> None:
-        from dubops.serving.core import DubbingService
-
         from dubops.logs import setup_logging
+        from dubops.serving.core import DubbingService
 
         global _service
         setup_logging()

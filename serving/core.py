@@ -21,11 +21,10 @@ from typing import TYPE_CHECKING, Any
 from dubops.serving import wire
 
 if TYPE_CHECKING:
-    from dubops.serving.jobs import Job
-
     from dubops.config import DubOpsConfig
     from dubops.inference.request import DubRequest
     from dubops.inference.result import DubResult
+    from dubops.serving.jobs import Job
 
 logger = logging.getLogger(__name__)
 TOKEN_ENV = "DUBOPS_API_TOKEN"
@@ -70,9 +69,9 @@ class DubbingService:
     def load(self) -> None:
         """Load the model, start the batcher (and the job runner, resuming its jobs)."""
         import torch
-        from dubops.serving.batcher import AdaptiveBatcher
 
         from dubops.inference.loading import load_pipeline
+        from dubops.serving.batcher import AdaptiveBatcher
 
         if self.settings.torch_threads:
             torch.set_num_threads(self.settings.torch_threads)

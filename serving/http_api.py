@@ -176,9 +176,10 @@ async def _fields(request: Request) -> dict[str, Any]:
 def _error_response(svc: DubbingService, exc: Exception) -> Any:
     import logging
 
+    from fastapi.responses import JSONResponse
+
     from dubops.serving.batcher import QueueFullError
     from dubops.serving.wire import http_status
-    from fastapi.responses import JSONResponse
 
     status = 503 if isinstance(exc, _NotReadyError) else http_status(exc)
     if status == 500:

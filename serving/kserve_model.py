@@ -33,14 +33,12 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dubops.errors import DubOpsError, InputError
 from dubops.serving import wire
 
-from dubops.errors import DubOpsError, InputError
-
 if TYPE_CHECKING:
-    from dubops.serving.core import DubbingService
-
     from dubops.config import DubOpsConfig
+    from dubops.serving.core import DubbingService
 
 logger = logging.getLogger(__name__)
 SERVER = "kserve"
@@ -54,8 +52,9 @@ def serve(config: DubOpsConfig) -> None:
 
     sys.argv = [sys.argv[0]]  # KServe reads its 25 flags from here at import
     import kserve
-    from dubops.serving.core import DubbingService
     from kserve import model_server
+
+    from dubops.serving.core import DubbingService
 
     settings = config.serving
     logging.getLogger("kserve").addFilter(_not_ready_noise)
@@ -234,8 +233,9 @@ def _media(result: Any) -> dict[str, str]:
 
 def _install(app: Any, service: DubbingService) -> None:
     """Our errors answered with their status (KServe would say 500), every answer counted."""
-    from dubops.serving.batcher import QueueFullError
     from fastapi.responses import JSONResponse
+
+    from dubops.serving.batcher import QueueFullError
 
     async def answer(request: Any, exc: Exception) -> Any:
         status = wire.http_status(exc)

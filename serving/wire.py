@@ -160,10 +160,9 @@ def result_json(result: Any, artifacts: Mapping[str, str]) -> dict[str, Any]:
 
 def http_status(exc: BaseException) -> int:
     """The status code a server answers for one of our errors (500 for anything else)."""
-    from dubops.serving.batcher import QueueFullError, RequestTimeoutError
-
     from dubops.cancellation import Cancelled
     from dubops.errors import MediaError
+    from dubops.serving.batcher import QueueFullError, RequestTimeoutError
 
     for kind, status in (
         (UnauthorizedError, 401),

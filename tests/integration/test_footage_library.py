@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from dubops.config import load_config
 from dubops.feature_store.build import build_library
 from dubops.feature_store.layout import LibraryError
 from dubops.feature_store.retrieval import FootageLibrary
 from dubops.feature_store.synthetic import clustered_vectors
-
-from dubops.config import load_config
 
 BACKENDS = ("numpy", "milvus", "feast")
 

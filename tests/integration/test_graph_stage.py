@@ -39,10 +39,9 @@ def _steps(prefix: str, steps: int) -> list[str]:
 @pytest.fixture(scope="module")
 def trained(small_synthetic_corpus, tmp_path_factory):
     """(corpus, library, controlnet folder, config overrides) shared by the tests."""
+    from dubops.data.datasets import load_manifest
     from dubops.feature_store.build import build_library
     from dubops.feature_store.synthetic import clustered_vectors
-
-    from dubops.data.datasets import load_manifest
     from dubops.speech.stages import pretrain_dit, tune_controlnet
 
     root = tmp_path_factory.mktemp("graph_stage")
@@ -58,12 +57,11 @@ def trained(small_synthetic_corpus, tmp_path_factory):
 
 
 def test_train_resume_and_dub_with_retrieval(trained, tmp_path):
-    from dubops.feature_store.retrieval import FootageLibrary
-
     from dubops.audio import read_wav
     from dubops.data.datasets import load_manifest
     from dubops.emotion.footage_batch import FootageTensors
     from dubops.emotion.graph_stage import train_graph
+    from dubops.feature_store.retrieval import FootageLibrary
 
     data, library, cn, overrides = trained
     out = tmp_path / "graph"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dubops.feature_store.build import build_library
-from dubops.feature_store.synthetic import clustered_vectors
 from typer.testing import CliRunner
 
 from dubops.config import load_config
 from dubops.errors import InputError
+from dubops.feature_store.build import build_library
+from dubops.feature_store.synthetic import clustered_vectors
 from tests.fixtures.dubbing_stages import build_stages
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from dubops.pipelines.settings import STEPS
 from typer.testing import CliRunner
 
 from dubops.cli.main import app
 from dubops.data.layout import CorpusLayout, manifest_hash
+from dubops.pipelines.settings import STEPS
 
 pytestmark = pytest.mark.slow
 

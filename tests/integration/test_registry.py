@@ -126,7 +126,6 @@ def test_bundle_holds_safetensors_and_settings_only(stages, bundles):
 
 def test_bundle_and_pipeline_refuse_a_library_of_another_version(stages, bundles, tmp_path):
     from dubops.feature_store.layout import LibraryError
-
     from dubops.inference import DubbingPipeline
     from dubops.registry.bundle import BundleError, assemble_bundle
 

@@ -136,10 +136,9 @@ def test_every_model_in_a_settings_module_derives_from_the_one_base(name):
 
 
 def test_orchestrator_settings_re_export_the_config_s_models():
+    from dubops.config import library_settings, pipeline_settings
     from dubops.feature_store import settings as library_reexport
     from dubops.pipelines import settings as pipeline_reexport
-
-    from dubops.config import library_settings, pipeline_settings
 
     for name in pipeline_reexport.__all__:
         assert getattr(pipeline_reexport, name) is getattr(pipeline_settings, name)

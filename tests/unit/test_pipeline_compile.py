@@ -10,12 +10,12 @@ import json
 
 import pytest
 import yaml
-from dubops.pipelines.compile import compile_pipeline
-from dubops.pipelines.settings import STEPS, TRAINING_STEPS
 from typer.testing import CliRunner
 
 from dubops.cli.main import app
 from dubops.config import ConfigError, load_config
+from dubops.pipelines.compile import compile_pipeline
+from dubops.pipelines.settings import STEPS, TRAINING_STEPS
 
 GPU_OVERRIDES = [
     "pipeline.cluster.gpu.steps={dit_pretrain: 2, controlnet_tune: 1, reasoner_sft: 1}",

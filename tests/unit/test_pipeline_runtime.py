@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import mlflow
 import pytest
+from kfp.dsl import Dataset, Metrics, Model
+
 from dubops.components.finalize import run_finalize
 from dubops.components.parent_run import (
     close_parent_run,
@@ -18,8 +20,6 @@ from dubops.components.parent_run import (
 )
 from dubops.components.runtime import StepResult, run_step
 from dubops.components.store import ArtifactStore, RunEvent
-from kfp.dsl import Dataset, Metrics, Model
-
 from dubops.config import load_config
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from dubops.components.slices import STEP_SLICES, config_slice
 from dubops.components.store import (
     MARKER,
@@ -14,9 +15,8 @@ from dubops.components.store import (
     StoreBusyError,
     cache_key,
 )
-from dubops.pipelines.settings import STEPS
-
 from dubops.config import load_config
+from dubops.pipelines.settings import STEPS
 
 
 def _parts(**changes):

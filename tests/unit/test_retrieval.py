@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from dubops.feature_store.backend import QueryFilter, milvus_expression
 from dubops.feature_store.layout import LibraryLayout
 from dubops.feature_store.numpy_backend import NumpyBackend

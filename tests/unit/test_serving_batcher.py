@@ -10,10 +10,10 @@ import threading
 import time
 
 import pytest
-from dubops.serving.batcher import AdaptiveBatcher, QueueFullError, RequestTimeoutError
 
 from dubops.cancellation import raise_if_stopped
 from dubops.errors import InputError
+from dubops.serving.batcher import AdaptiveBatcher, QueueFullError, RequestTimeoutError
 
 
 def _echo(batches: list[list[str]]):

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dubops.serving.jobs import Job, JobRunner, JobStore
 
 from dubops.cancellation import Cancelled
 from dubops.errors import InputError
+from dubops.serving.jobs import Job, JobRunner, JobStore
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 1.5) -> Any:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 
 import pytest
-from dubops.serving import wire
-from dubops.serving.batcher import QueueFullError, RequestTimeoutError
 
 from dubops.cancellation import Cancelled
 from dubops.errors import InputError
+from dubops.serving import wire
+from dubops.serving.batcher import QueueFullError, RequestTimeoutError
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 20
 WAV_HEAD = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 20
