@@ -125,6 +125,9 @@ class AdaptiveBatcher:
         ticket = self.submit(request, timeout_s)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(ticket.future), timeout_s)
+        except asyncio.CancelledError:  # the client hung up: nobody wants the dub
+            ticket.abandoned.set()
+            raise
         except TimeoutError:
             ticket.abandoned.set()
             raise RequestTimeoutError(
@@ -161,7 +164,12 @@ class AdaptiveBatcher:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(ticket)
-            live = [t for t in batch if not t.given_up()]
+            # Running futures cannot be cancelled: a timed-out dub_async (asyncio cancels
+            # the future it wraps) must not leave a cancelled future for this thread to
+            # set, which raises InvalidStateError and would end the worker for good.
+            live = [
+                t for t in batch if not t.given_up() and t.future.set_running_or_notify_cancel()
+            ]
             for ticket in batch:
                 if ticket not in live and not ticket.future.done():
                     ticket.future.set_exception(RequestTimeoutError("timed out while queued"))

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -100,9 +101,38 @@ class DubbingService:
                 on_outcome=self.metrics.count_job,
             )
             self.runner.start()
+        if self.settings.warm_up:
+            self._warm_up()
         self.metrics.set_model(self.server, self.model_version, self.settings.model)
         self._loaded.set()
         logger.info("serving %s (version %s)", self.settings.model, self.model_version or "-")
+
+    def _warm_up(self) -> None:
+        """Dub one synthetic second before saying ready: the parts that load on first use
+        (the text encoder, kernels) load now, not in a client's request time."""
+        import numpy as np
+
+        from dubops.inference.request import DubRequest
+
+        rng = np.random.default_rng(0)
+        frames = np.full((25, 96, 96, 3), 128, dtype=np.uint8)
+        prompt = (0.1 * rng.standard_normal(self.pipeline.sample_rate)).astype(np.float32)
+        request = DubRequest(
+            video=frames,
+            fps=25,
+            prompt=prompt,
+            prompt_rate=self.pipeline.sample_rate,
+            script="Ready.",
+            clip_id="warm-up",
+            nfe=2,
+        )
+        tick = time.perf_counter()
+        try:
+            self.pipeline.dub(request)
+        except Exception:  # serving may still work; the first request will tell
+            logger.warning("the warm-up dub failed", exc_info=True)
+            return
+        logger.info("warmed up in %.1f s", time.perf_counter() - tick)
 
     def close(self, drain: bool = True) -> None:
         """Stop taking work; finish (``drain``) what is in flight."""
@@ -123,11 +153,10 @@ class DubbingService:
         token = os.environ.get(TOKEN_ENV)
         if not token:
             return
-        given = (authorization or "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise wire.UnauthorizedError(
-                "authorization: missing or wrong bearer token; send 'Authorization: Bearer "
-                "<token>'"
+                "authorization: missing or wrong bearer token; send 'Authorization: Bearer <token>'"
             )
 
     def request(self, fields: Mapping[str, Any], sync: bool = True) -> DubRequest:
@@ -167,8 +196,11 @@ class DubbingService:
 
     # -- jobs ------------------------------------------------------------------------
 
-    def submit_job(self, fields: Mapping[str, Any], idempotency_key: str | None) -> Job:
-        """Keep the media on disk and queue a job (the same key twice: one job)."""
+    def submit_job(
+        self, fields: Mapping[str, Any], idempotency_key: str | None
+    ) -> tuple[Job, bool]:
+        """Keep the media on disk and queue a job (the same key twice: one job); the job
+        and whether this call created it (``False``: an earlier call with the key did)."""
         if self.store.queued_count() >= self.settings.max_jobs_queued:
             from dubops.serving.batcher import QueueFullError
 
@@ -184,7 +216,7 @@ class DubbingService:
         job, created = self.store.create(stored, idempotency_key)
         if created:
             self.runner.notify()
-        return job
+        return job, created
 
     def _keep_upload(self, data: bytes) -> Path:
         path = self.uploads / hashlib.sha256(data).hexdigest()
@@ -226,4 +258,3 @@ def _video_seconds(video: Any) -> float | None:
             return container.duration / 1e6 if container.duration else None
     except Exception:  # a corrupt file: read_media names the problem
         return None
-

@@ -11,11 +11,12 @@ need the token.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 # At module level: FastAPI resolves the routes' annotations (Request, Header) from here.
 from fastapi import FastAPI, Header, Request
+
+from dubops.serving.http_common import Hygiene, NotReadyError, error_response, fields_from_body
 
 if TYPE_CHECKING:
     from dubops.serving.core import DubbingService
@@ -25,7 +26,7 @@ _DUB_EXAMPLE = {
     "script": "We leave at dawn.",
     "video_b64": "<mp4 bytes, base64>",
     "prompt_b64": "<wav bytes, base64>",
-    "emotion": "happy",
+    "emotion": "joy",
     "mp4": True,
 }
 
@@ -40,23 +41,31 @@ def create_app(get_service: Any) -> FastAPI:
         version="1",
         description="Dub a silent clip from its script and a timbre prompt; long work as jobs.",
     )
-    app.add_middleware(Hygiene, get_service=get_service)
+    app.add_middleware(Hygiene, get_service=get_service, server=SERVER, limit=_upload_limit)
 
     def service(authorization: str | None) -> DubbingService:
         svc: DubbingService = get_service()
         svc.check_token(authorization)
         if not svc.ready:
-            raise _NotReadyError("the model is still loading; retry when /readyz answers 200")
+            raise NotReadyError("the model is still loading; retry when /readyz answers 200")
         return svc
 
     from dubops.errors import DubOpsError
 
     # Our errors by class (answered here); anything else is a 500 without its traceback.
-    for kind in (DubOpsError, _NotReadyError, Exception):
+    for kind in (DubOpsError, NotReadyError, Exception):
 
         @app.exception_handler(kind)
         async def _errors(request: Request, exc: Exception) -> JSONResponse:
-            return _error_response(get_service(), exc)
+            return error_response(exc, get_service(), SERVER)
+
+    from fastapi.exceptions import RequestValidationError
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own checks (a header too long): our {"error": ...} shape, its 422.
+        problems = [f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"error": "; ".join(problems)}, 422)
 
     @app.post(
         "/dub",
@@ -69,7 +78,7 @@ def create_app(get_service: Any) -> FastAPI:
 
         svc = service(authorization)
         dub_request = svc.request(await _fields(request))
-        [(result, ids)] = await svc.dub([dub_request])
+        [(result, ids)] = await _unless_disconnected(request, svc.dub([dub_request]))
         return result_json(result, ids)
 
     @app.get("/artifacts/{artifact_id}", summary="A result file (wav or mp4)")
@@ -99,8 +108,9 @@ def create_app(get_service: Any) -> FastAPI:
 
         svc = service(authorization)
         fields = await _fields(request)
-        job = await anyio.to_thread.run_sync(svc.submit_job, fields, idempotency_key)
-        return JSONResponse(job.to_json(), 202 if job.state == "queued" else 200)
+        job, created = await anyio.to_thread.run_sync(svc.submit_job, fields, idempotency_key)
+        # 202: a new job; 200: a retry with a known key (whatever state its job is in).
+        return JSONResponse(job.to_json(), 202 if created else 200)
 
     @app.get("/jobs/{job_id}", summary="A job's state, stage and progress")
     async def get_job(job_id: str, authorization: str | None = Header(None)) -> Any:
@@ -126,10 +136,6 @@ def create_app(get_service: Any) -> FastAPI:
     return app
 
 
-class _NotReadyError(Exception):
-    pass
-
-
 def _job(svc: DubbingService, job_id: str) -> Any:
     return svc.store.get(job_id)
 
@@ -141,55 +147,23 @@ def _missing(job_id: str) -> Any:
 
 
 async def _fields(request: Request) -> dict[str, Any]:
-    """JSON or multipart form fields (files as bytes); 400 for anything else."""
-    from dubops.errors import InputError
-
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/json":
-        import json
-
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"body: not valid JSON ({exc}); send a JSON object") from None
-        if not isinstance(body, dict):
-            raise InputError("body: expected a JSON object of fields")
-        return body
-    if kind == "multipart/form-data":
-        from starlette.datastructures import UploadFile
-
-        try:
-            form = await request.form()
-        except _TooLargeError:
-            raise
-        except Exception as exc:  # malformed multipart framing
-            raise InputError(f"body: not a readable multipart form ({exc})") from None
-        fields: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            fields[key] = await value.read() if isinstance(value, UploadFile) else value
-        return fields
-    raise InputError(
-        f"content-type: {kind or 'missing'}; send application/json or multipart/form-data"
-    )
+    return fields_from_body(request.headers.get("content-type", ""), await request.body())
 
 
-def _error_response(svc: DubbingService, exc: Exception) -> Any:
-    import logging
+def _upload_limit(service: DubbingService) -> int:
+    return int(service.settings.max_upload_mb * 2**20)
 
-    from fastapi.responses import JSONResponse
 
-    from dubops.serving.batcher import QueueFullError
-    from dubops.serving.wire import http_status
+async def _unless_disconnected(request: Request, work: Any) -> Any:
+    """Await ``work``; a client that hangs up cancels it (its dub is abandoned and stops)."""
+    import asyncio
 
-    status = 503 if isinstance(exc, _NotReadyError) else http_status(exc)
-    if status == 500:
-        logging.getLogger(__name__).error("request failed", exc_info=exc)
-    svc.metrics.count_error(SERVER, type(exc).__name__)
-    headers = {}
-    if isinstance(exc, QueueFullError):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    message = str(exc) if status != 500 else f"internal error ({type(exc).__name__})"
-    return JSONResponse({"error": message}, status, headers=headers)
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if not done and await request.is_disconnected():
+            task.cancel()
+    return task.result()
 
 
 def _body_doc() -> dict[str, Any]:
@@ -239,61 +213,3 @@ def _body_doc() -> dict[str, Any]:
             },
         }
     }
-
-
-class Hygiene:
-    """ASGI middleware: 413 once a body passes the upload limit (declared or streamed),
-    and every answer counted by route template, method and status."""
-
-    def __init__(self, app: Any, get_service: Any) -> None:
-        self.app = app
-        self.get_service = get_service
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        svc = self.get_service()
-        tick, status = time.perf_counter(), [500]
-        limit = int(svc.settings.max_upload_mb * 2**20)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        seen = 0
-
-        async def limited_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise _TooLargeError
-            return message
-
-        async def noting_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise _TooLargeError
-            await self.app(scope, limited_receive, noting_send)
-        except _TooLargeError:
-            await _too_large(noting_send, limit)
-        route = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
-        seconds = time.perf_counter() - tick
-        svc.metrics.observe_request(SERVER, endpoint, scope["method"], status[0], seconds)
-
-
-class _TooLargeError(Exception):
-    pass
-
-
-async def _too_large(send: Any, limit: int) -> None:
-    import json
-
-    body = json.dumps(
-        {"error": f"body: over the {limit / 2**20:.0f} MiB upload limit; send a smaller file"}
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -28,7 +28,6 @@ import json
 import logging
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -232,63 +231,18 @@ def _media(result: Any) -> dict[str, str]:
 
 
 def _install(app: Any, service: DubbingService) -> None:
-    """Our errors answered with their status (KServe would say 500), every answer counted."""
-    from fastapi.responses import JSONResponse
-
-    from dubops.serving.batcher import QueueFullError
+    """Our errors answered with their status (KServe would say 500), every answer counted,
+    bodies over the limit refused while they stream in."""
+    from dubops.serving.http_common import Hygiene, error_response
 
     async def answer(request: Any, exc: Exception) -> Any:
-        status = wire.http_status(exc)
-        if status == 500:
-            logger.error("request failed", exc_info=exc)
-        headers = {}
-        if isinstance(exc, QueueFullError):
-            headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-        message = str(exc) if status != 500 else f"internal error ({type(exc).__name__})"
-        return JSONResponse({"error": message}, status, headers=headers)
+        return error_response(exc, service, SERVER)
 
     app.add_exception_handler(DubOpsError, answer)
-    # Two base64 media per clip (4/3 each) for a full batch, with room for the JSON.
-    limit = int(service.settings.max_upload_mb * 2**20 * 3 * service.settings.max_queue)
-    app.add_middleware(_Requests, service=service, limit=limit)
+    app.add_middleware(Hygiene, get_service=lambda: service, server=SERVER, limit=_body_limit)
 
 
-class _Requests:
-    """ASGI middleware: each answer counted by route template, method and status; a body
-    declared over ``limit`` refused (413) before KServe reads it into memory."""
-
-    def __init__(self, app: Any, service: DubbingService, limit: int) -> None:
-        self.app, self.service, self.limit = app, service, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        tick, status = time.perf_counter(), [500]
-
-        async def noting_send(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        try:
-            if declared.isdigit() and int(declared) > self.limit:
-                await _too_large(noting_send, self.limit)
-            else:
-                await self.app(scope, receive, noting_send)
-        finally:
-            endpoint = getattr(scope.get("route"), "path", None) or "unmatched"
-            seconds = time.perf_counter() - tick
-            self.service.metrics.observe_request(
-                SERVER, endpoint, scope["method"], status[0], seconds
-            )
-
-
-async def _too_large(send: Any, limit: int) -> None:
-    body = json.dumps(
-        {"error": f"body: over the {limit / 2**20:.0f} MiB limit; send fewer or smaller clips"}
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+def _body_limit(service: DubbingService) -> int:
+    """Two base64 media per clip (4/3 each) for a full batch, with room for the JSON."""
+    settings = service.settings
+    return int(settings.max_upload_mb * 2**20 * 3 * settings.max_queue)

@@ -106,7 +106,10 @@ def path_under_roots(name: str, uri: str, roots: list[Path]) -> Path:
     text = uri.removeprefix("file://")
     if "://" in text:
         raise InputError(f"{name}: {uri!r} is not a file path; send the bytes or a local path")
-    path = Path(text).resolve()
+    try:
+        path = Path(text).resolve()
+    except (ValueError, OSError):  # a NUL byte, a symlink loop: no file a client may name
+        raise InputError(f"{name}: {uri!r} is not a usable file path") from None
     if not any(path == r.resolve() or r.resolve() in path.parents for r in roots):
         allowed = ", ".join(str(r) for r in roots) or "none: send the file's bytes"
         raise InputError(

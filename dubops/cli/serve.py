@@ -74,6 +74,9 @@ def bento_command(
     config = _serving_config(config, model=model, port=port, host=host, state_dir=state_dir)
     settings = config.serving
     env = {**os.environ, CONFIG_ENV: config.model_dump_json()}
+    # bentoml serve wipes $BENTOML_HOME/prometheus_multiproc_dir at start: a home per
+    # server, so two servers on one host never erase or mix each other's /metrics.
+    env.setdefault("BENTOML_HOME", str(Path(settings.state_dir).resolve() / "bentoml"))
     args = [
         sys.executable,
         "-m",

@@ -57,6 +57,9 @@ class ServingConfig(Section):
     allowed_roots: list[str] = Field(
         default_factory=list, description="folders a request may name media in (default: none)"
     )
+    warm_up: bool = Field(
+        True, description="dub one synthetic second before /readyz says ready (first-use loads)"
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="torch threads per server process (None: torch's default)"
     )

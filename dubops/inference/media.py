@@ -110,7 +110,15 @@ def _video(request: DubRequest) -> tuple[np.ndarray, float]:
         with tempfile.TemporaryDirectory(prefix="dubops-video-") as tmp:
             return read_video(video_file(request, Path(tmp)))
     except DubOpsError as exc:
-        raise InputError(f"video: {exc}; send a readable video (mp4, H.264)") from None
+        # Bytes were written to a private temp file: its path means nothing to the sender.
+        message = str(exc) if isinstance(request.video, Path) else _without_paths(str(exc))
+        raise InputError(f"video: {message}; send a readable video (mp4, H.264)") from None
+
+
+def _without_paths(message: str) -> str:
+    import re
+
+    return re.sub(r"/\S*dubops-video-\S*", "the uploaded video", message)
 
 
 def _prompt(request: DubRequest) -> tuple[np.ndarray, int]:

@@ -118,3 +118,34 @@ def test_close_drains_queued_work_and_then_refuses():
     assert [t.future.result(0) for t in tickets] == ["dubbed a", "dubbed b", "dubbed c"]
     with pytest.raises(QueueFullError):
         batcher.submit("late", 10)
+
+
+def test_an_async_caller_that_times_out_or_leaves_abandons_its_work_and_the_worker_lives():
+    import asyncio
+
+    steps: list[int] = []
+
+    def endless(requests):
+        if requests == ["quick"]:
+            return ["done"]
+        for step in range(10_000):
+            raise_if_stopped()
+            steps.append(step)
+            time.sleep(0.01)
+        return list(requests)
+
+    batcher = AdaptiveBatcher(endless, max_batch_size=1, max_latency_s=0.0)
+
+    async def scenario() -> None:
+        with pytest.raises(RequestTimeoutError):
+            await batcher.dub_async("slow", timeout_s=0.3)
+        leaving = asyncio.ensure_future(batcher.dub_async("slow", timeout_s=30))
+        await asyncio.sleep(0.3)
+        leaving.cancel()  # the HTTP client hung up
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
+        assert await batcher.dub_async("quick", timeout_s=10) == "done"  # the worker lives
+
+    asyncio.run(scenario())
+    assert len(steps) < 100  # both slow dubs stopped within a few steps
+    batcher.close()
