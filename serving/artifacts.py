@@ -24,11 +24,32 @@ _ID = re.compile(r"^[0-9a-f]{32}\.(wav|mp4)$")
 
 
 class ArtifactStore:
-    """A folder of result files named ``<uuid>.<wav|mp4>``."""
+    """A folder of result files named ``<uuid>.<wav|mp4>``, each kept ``ttl_s`` seconds
+    (a client fetches its files soon after the answer; a server must not fill its disk).
+    """
 
-    def __init__(self, root: str | Path) -> None:
+    PRUNE_EVERY = 100  # puts between two sweeps of the folder
+
+    def __init__(self, root: str | Path, ttl_s: float = 24 * 3600.0) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.ttl_s = ttl_s
+        self._puts = 0
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete files (and stray temp parts) older than the TTL; how many went."""
+        import time
+
+        cutoff = (now if now is not None else time.time()) - self.ttl_s
+        removed = 0
+        for path in self.root.iterdir():
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another sweep took it
+                continue
+        return removed
 
     def put(self, data: bytes, kind: str) -> str:
         """Store ``data`` (written to a temp file, then renamed) and return its id."""
@@ -39,6 +60,9 @@ class ArtifactStore:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, self.root / artifact_id)
+        self._puts += 1
+        if self._puts % self.PRUNE_EVERY == 0:
+            self.prune()
         return artifact_id
 
     def put_result(self, result: DubResult) -> dict[str, str]:

@@ -48,7 +48,9 @@ class DubbingService:
         self.settings = config.serving
         self.server = server
         self.state_dir = Path(self.settings.state_dir).resolve()
-        self.artifacts = ArtifactStore(self.state_dir / "artifacts")
+        self.artifacts = ArtifactStore(
+            self.state_dir / "artifacts", ttl_s=self.settings.artifact_ttl_hours * 3600
+        )
         self.uploads = self.state_dir / "uploads"
         self.uploads.mkdir(parents=True, exist_ok=True)
         self.roots = [Path(r).resolve() for r in self.settings.allowed_roots] + [self.uploads]
@@ -76,6 +78,7 @@ class DubbingService:
 
         if self.settings.torch_threads:
             torch.set_num_threads(self.settings.torch_threads)
+        self.artifacts.prune()
         self.metrics.set_loaded(self.server, False)
         self.pipeline, info = load_pipeline(
             self.config, self.settings.model, self.settings.library_dir

@@ -54,6 +54,9 @@ class ServingConfig(Section):
         "outputs/serving",
         description="jobs.sqlite and the artifacts (outside BentoML's home, which it wipes)",
     )
+    artifact_ttl_hours: float = Field(
+        24.0, gt=0, description="how long result files stay fetchable before they are deleted"
+    )
     allowed_roots: list[str] = Field(
         default_factory=list, description="folders a request may name media in (default: none)"
     )
