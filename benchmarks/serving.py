@@ -47,7 +47,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -140,12 +139,6 @@ def request_fields(clip: dict[str, str], seed: int) -> dict[str, Any]:
 # -- servers -------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     """A ``dubops serve bento`` subprocess in its own process group (BentoML forks
@@ -162,6 +155,8 @@ class Server:
     def start(
         cls, name: str, model: str, preset: str, sets: Sequence[str], workdir: Path
     ) -> Server:
+        from dubops.serving.client import free_port
+
         port = free_port()
         state = workdir / f"state-{name}"
         log = workdir / f"server-{name}.log"

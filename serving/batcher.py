@@ -113,10 +113,7 @@ class AdaptiveBatcher:
             return ticket.future.result(timeout=timeout_s)
         except TimeoutError:
             ticket.abandoned.set()
-            raise RequestTimeoutError(
-                f"the dub took longer than {timeout_s:g} s and was stopped; send long clips "
-                "to POST /jobs or raise serving.request_timeout_s"
-            ) from None
+            raise _timed_out(timeout_s) from None
 
     async def dub_async(self, request: Any, timeout_s: float) -> Any:
         """:meth:`dub` for an event loop (the loop keeps serving while the model works)."""
@@ -130,10 +127,7 @@ class AdaptiveBatcher:
             raise
         except TimeoutError:
             ticket.abandoned.set()
-            raise RequestTimeoutError(
-                f"the dub took longer than {timeout_s:g} s and was stopped; send long clips "
-                "to POST /jobs or raise serving.request_timeout_s"
-            ) from None
+            raise _timed_out(timeout_s) from None
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
         """Refuse new requests; finish (``drain``) or abandon the queued ones."""
@@ -210,3 +204,9 @@ class AdaptiveBatcher:
             if not ticket.future.done():
                 ticket.future.set_exception(exc)
 
+
+def _timed_out(timeout_s: float) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"the dub took longer than {timeout_s:g} s and was stopped; send long clips "
+        "to POST /jobs or raise serving.request_timeout_s"
+    )

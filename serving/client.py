@@ -94,6 +94,15 @@ class DubbingClient:
         return response.json()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server started next)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _body(video: bytes, prompt: bytes, script: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {
         "script": script,

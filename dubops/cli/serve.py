@@ -133,7 +133,7 @@ def try_command(
 ) -> None:
     """Serve the model with BentoML on 127.0.0.1, dub one clip through the HTTP API
     (sync, then as a job), save the files, stop the server (what `make demo` ends with)."""
-    from dubops.serving.client import serve_and_dub
+    from dubops.serving.client import free_port, serve_and_dub
 
     with user_errors():
         from dubops.cli.checks import corpus_dir
@@ -153,7 +153,7 @@ def try_command(
             "video": (data / row.video_path).read_bytes(),
             "prompt": (data / row.prompt_audio_path).read_bytes(),
         }
-        config = _serving_config(config, model=model, port=port or _free_port())
+        config = _serving_config(config, model=model, port=port or free_port())
         settings = config.serving
         sets = [
             f"--set=serving.model={settings.model}",
@@ -168,11 +168,3 @@ def try_command(
     for name, path in saved.items():
         typer.echo(f"{name}: {path}")
 
-
-def _free_port() -> int:
-    """A loopback port nothing listens on (so `try` never meets a running `make serve`)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
