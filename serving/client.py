@@ -115,8 +115,9 @@ def _body(video: bytes, prompt: bytes, script: str, fields: dict[str, Any]) -> d
 def serve_and_dub(
     serve_args: list[str], port: int, clip: dict[str, Any], out: Path, log: Path
 ) -> dict[str, Path]:
-    """Start ``dubops serve bento`` with ``serve_args``, dub ``clip`` sync and as a job,
-    save the files into ``out``, stop the server (SIGTERM: it drains)."""
+    """Start ``dubops serve bento`` with ``serve_args``, dub ``clip`` (``video``, ``prompt``
+    and ``script``, plus any other request fields) sync and as a job, save the files into
+    ``out``, stop the server (SIGTERM: it drains)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "dubops.cli.main", "serve", "bento", "--port", str(port)]
     with log.open("ab") as handle:
@@ -129,10 +130,11 @@ def serve_and_dub(
         client = DubbingClient(f"http://127.0.0.1:{port}", os.environ.get("DUBOPS_API_TOKEN"))
         client.wait_ready(process=process)
         media = {k: clip[k] for k in ("video", "prompt", "script")}
-        answer = client.dub(**media, mp4=True, clip_id=clip["clip_id"])
+        fields = {k: v for k, v in clip.items() if k not in media}  # clip_id, react, ...
+        answer = client.dub(**media, **fields, mp4=True)
         for kind, artifact in answer["artifacts"].items():
             saved[f"sync.{kind}"] = client.download(artifact, out / f"served_sync.{kind}")
-        job = client.submit_job(**media, key=f"demo-{clip['clip_id']}", clip_id=clip["clip_id"])
+        job = client.submit_job(**media, **fields, key=f"demo-{clip['clip_id']}")
         result = client.wait_job(job["id"])
         for kind, artifact in result["artifacts"].items():
             saved[f"job.{kind}"] = client.download(artifact, out / f"served_job.{kind}")

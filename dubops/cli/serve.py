@@ -149,6 +149,8 @@ def try_command(
         row = found.iloc[0]
         media = {
             "clip_id": clip,
+            "speaker_id": row.speaker,
+            "react": row.react,  # the text extractor's cue: the same request as dub-clip's
             "script": row.script,
             "video": (data / row.video_path).read_bytes(),
             "prompt": (data / row.prompt_audio_path).read_bytes(),
