@@ -114,12 +114,12 @@ def create_app(get_service: Any) -> FastAPI:
 
     @app.get("/jobs/{job_id}", summary="A job's state, stage and progress")
     async def get_job(job_id: str, authorization: str | None = Header(None)) -> Any:
-        job = _job(service(authorization), job_id)
+        job = service(authorization).store.get(job_id)
         return job.to_json() if job is not None else _missing(job_id)
 
     @app.get("/jobs/{job_id}/result", summary="A finished job's result (409 until then)")
     async def job_result(job_id: str, authorization: str | None = Header(None)) -> Any:
-        job = _job(service(authorization), job_id)
+        job = service(authorization).store.get(job_id)
         if job is None:
             return _missing(job_id)
         if job.state != "succeeded":
@@ -134,10 +134,6 @@ def create_app(get_service: Any) -> FastAPI:
         return job.to_json() if job is not None else _missing(job_id)
 
     return app
-
-
-def _job(svc: DubbingService, job_id: str) -> Any:
-    return svc.store.get(job_id)
 
 
 def _missing(job_id: str) -> Any:

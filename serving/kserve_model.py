@@ -193,12 +193,6 @@ def model_class() -> type:
     return DubbingKServeModel
 
 
-def __getattr__(name: str) -> Any:
-    if name == "DubbingKServeModel":
-        return model_class()
-    raise AttributeError(name)
-
-
 def _not_ready_noise(record: logging.LogRecord) -> bool:
     """KServe logs each not-ready answer with a traceback: while loading, probes expect it."""
     exc = record.exc_info[1] if record.exc_info else None

@@ -110,12 +110,9 @@ def path_under_roots(name: str, uri: str, roots: list[Path]) -> Path:
         path = Path(text).resolve()
     except (ValueError, OSError):  # a NUL byte, a symlink loop: no file a client may name
         raise InputError(f"{name}: {uri!r} is not a usable file path") from None
-    if not any(path == r.resolve() or r.resolve() in path.parents for r in roots):
-        allowed = ", ".join(str(r) for r in roots) or "none: send the file's bytes"
-        raise InputError(
-            f"{name}: {uri} is outside the allowed folders ({allowed}); send the file's bytes "
-            "or a path under one of them"
-        )
+    from dubops.inference.request import check_under_roots
+
+    check_under_roots(name, path, roots, shown=uri)
     if not path.is_file():
         raise InputError(f"{name}: {uri} is not a file; give an existing file")
     return path

@@ -163,12 +163,17 @@ def describe_errors(exc: ValidationError) -> str:
 
 def check_allowed_roots(request: DubRequest, roots: list[Path]) -> None:
     """Refuse media paths outside ``roots`` (a server reads only where it was told it may)."""
-    resolved = [Path(r).resolve() for r in roots]
     for name, path in request.paths().items():
-        real = path.resolve()
-        if not any(real == r or r in real.parents for r in resolved):
-            allowed = ", ".join(str(r) for r in resolved) or "none: send the file's bytes"
-            raise InputError(
-                f"{name}: {path} is outside the allowed folders ({allowed}); send the file's "
-                "bytes (base64) or a path under one of them"
-            )
+        check_under_roots(name, path, roots)
+
+
+def check_under_roots(name: str, path: Path, roots: list[Path], shown: str | None = None) -> None:
+    """Refuse ``path`` (``shown`` in the message) unless it resolves inside one of ``roots``."""
+    resolved = [Path(r).resolve() for r in roots]
+    real = path.resolve()
+    if not any(real == r or r in real.parents for r in resolved):
+        allowed = ", ".join(str(r) for r in resolved) or "none: send the file's bytes"
+        raise InputError(
+            f"{name}: {shown or path} is outside the allowed folders ({allowed}); send the "
+            "file's bytes (base64) or a path under one of them"
+        )
