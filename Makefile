@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml $(NODEPS)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26"
 	@# torch first, from the local CPU wheel; the project's range keeps it.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,serving]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,serving,monitoring]'
 	@# Packages whose declared dependencies would pull another torch: no deps.
 	$(foreach f,$(NODEPS),$(BIN)/python -m pip install --quiet --no-deps -r $(f);)
 	@rm -f $(VENV)/.install-stamp-*

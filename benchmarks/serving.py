@@ -69,7 +69,11 @@ JOB_STATES_DONE = ("succeeded", "failed", "cancelled")
 # stay queued in the server (a client hanging up does not cancel a dub) and would load
 # the other mode's next run.
 STOP_TIMEOUT_S = 300
-STEPS = ("read", "reason", "embed", "retrieve", "generate", "vocode")
+# "features": monitoring's record of the clip (drift and the request log), timed apart.
+STEPS = ("read", "reason", "embed", "retrieve", "generate", "vocode", "features")
+# The micro champion carries a drift reference for windows of this many dubs, so both
+# servers score drift online while they are measured (its cost is in their figures).
+DRIFT_WINDOW = 8
 
 
 # -- the model and the clip ----------------------------------------------------------
@@ -83,7 +87,7 @@ def micro_champion(cache: Path) -> tuple[list[str], Path]:
     from scratch rather than served half-made.
     """
     marker = cache / "champion.json"
-    if marker.is_file():
+    if marker.is_file() and json.loads(marker.read_text()).get("drift_window") == DRIFT_WINDOW:
         return json.loads(marker.read_text())["sets"], cache / "corpus"
     from dubops.config import load_config
     from dubops.data.synthetic import generate_corpus
@@ -94,8 +98,11 @@ def micro_champion(cache: Path) -> tuple[list[str], Path]:
     print(f"building the micro champion in {cache} (once) ...", flush=True)
     corpus = cache / "corpus"
     generate_corpus(load_config("tiny", overrides=["synth.clips=48", "synth.workers=1"]), corpus)
-    champion = register_champion(corpus, cache)
-    _write_atomic(marker, {"sets": champion.sets, "version": champion.version})
+    champion = register_champion(corpus, cache, drift_window=DRIFT_WINDOW)
+    _write_atomic(
+        marker,
+        {"sets": champion.sets, "version": champion.version, "drift_window": DRIFT_WINDOW},
+    )
     return champion.sets, corpus
 
 
@@ -430,6 +437,8 @@ def summarize(runs: list[dict]) -> dict[str, Any]:
         step: round(statistics.median(r["step_seconds_per_clip"][step] for r in runs), 4)
         for step in STEPS
     }
+    steps = out["step_seconds_per_clip"]
+    out["monitoring_share"] = round(steps["features"] / max(sum(steps.values()), 1e-9), 5)
     out["requests"] = sum(r["requests"] for r in runs)
     out["failures"] = sum(r["failures"] for r in runs)
     return out
@@ -490,6 +499,13 @@ def print_table(summary: dict[str, dict], runs: list[dict], jobs: dict | None) -
     for mode in MODES:
         steps = summary[mode]["step_seconds_per_clip"]
         print(f"{mode:<10} " + " ".join(f"{steps[step]:>9.3f}" for step in STEPS))
+    for mode in MODES:
+        steps = summary[mode]["step_seconds_per_clip"]
+        print(
+            f"monitoring ({mode}): {1000 * steps['features']:.2f} ms of features per clip, "
+            f"{100 * summary[mode]['monitoring_share']:.2f} % of its dub's steps (drift "
+            "scoring runs on a background thread)"
+        )
     if jobs:
         print(
             f"jobs: {jobs['succeeded']}/{jobs['jobs']} succeeded, "

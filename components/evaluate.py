@@ -18,12 +18,14 @@ MLflow metrics ``oracle.<row>.<metric>``), never gated.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 from dubops.components.runtime import StepContext, StepResult, run_step
 
+logger = logging.getLogger(__name__)
 MODEL = "model"  # the served path's system name in the evaluation
 ORACLES_BOTH = ("conclusion", "footage")
 SPEECH_BASELINES = ("mean-mel", "shuffled")
@@ -60,9 +62,11 @@ ORACLE_SETS = {"conclusion": ("conclusion",), "footage": ("footage",), "both": O
 
 
 def _dub(ctx: StepContext, out: Path) -> dict[str, Path]:
-    """The served path's and each oracle row's wavs: ``{system: folder}``."""
+    """The served path's and each oracle row's wavs: ``{system: folder}``; and the drift
+    reference (``drift_reference.json`` in the step folder) from the same pipeline."""
     from dubops.inference import DubbingPipeline
-    from dubops.inference.corpus import dub_corpus, system_name
+    from dubops.inference.corpus import describe_corpus, dub_corpus, system_name
+    from dubops.monitoring.reference import FILE_NAME, build_reference
 
     settings = ctx.config.pipeline.evaluate
     rows = {MODEL: ()} | {
@@ -90,6 +94,33 @@ def _dub(ctx: StepContext, out: Path) -> dict[str, Path]:
                 max_clips=settings.max_clips,
                 batch_size=settings.dub_batch_size,
             )
+        watch = ctx.config.monitoring
+        features, vectors = describe_corpus(
+            pipeline,
+            ctx.data_dir,
+            watch.reference_splits,
+            watch.reference_max_clips,
+            batch_size=settings.reason_batch_size,
+        )
+    window = watch.window
+    if len(features) < 2 * window:  # a small corpus: a smaller window, not a failed step
+        window = max(2, len(features) // 2)
+        logger.warning(
+            "%d reference clips calibrate windows of at most %d dubs, not monitoring.window=%d",
+            len(features),
+            window,
+            watch.window,
+        )
+    reference = build_reference(
+        features,
+        vectors,
+        window=window,
+        alpha=watch.alpha,
+        draws=watch.draws,
+        embedding_dims=watch.embedding_dims,
+    )
+    reference.splits = list(watch.reference_splits)
+    reference.save(ctx.out_dir / FILE_NAME)
     return folders
 
 
@@ -175,13 +206,19 @@ def _evaluate(ctx: StepContext) -> StepResult:
                 )
         ctx.tracker.log_artifact(ctx.out_dir / "reasoning", "reasoning")
         ctx.tracker.log_artifact(ctx.out_dir / "report.html")
+        ctx.tracker.log_artifact(ctx.out_dir / "drift_reference.json", "monitoring")
         ctx.tracker.log_dict(baselines, "baselines.json")
         ctx.tracker.log_dict(oracles, "oracles.json")
         ctx.tracker.log_metrics(
             {f"oracle.{row}.{k}": v for row, values in oracles.items() for k, v in values.items()}
         )
     return StepResult(
-        exports={"report": "report.html", "evaluation": "evaluation.json"}, metrics=metrics
+        exports={
+            "report": "report.html",
+            "evaluation": "evaluation.json",
+            "drift_reference": "drift_reference.json",
+        },
+        metrics=metrics,
     )
 
 
@@ -197,6 +234,7 @@ def run_evaluate(
     metrics: Any,
     report: Any,
     evaluation: Any,
+    drift_reference: Any,
 ) -> None:
     run_step(
         "evaluate",
@@ -211,6 +249,11 @@ def run_evaluate(
             "extractors": extractors,
             "library": library,
         },
-        outputs={"metrics": metrics, "report": report, "evaluation": evaluation},
+        outputs={
+            "metrics": metrics,
+            "report": report,
+            "evaluation": evaluation,
+            "drift_reference": drift_reference,
+        },
         metrics_to_parent=True,
     )

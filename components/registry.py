@@ -69,6 +69,7 @@ def _register(ctx: StepContext) -> StepResult:
         extractors_dir=ctx.input("extractors"),
         library_dir=ctx.input("library"),
         data_dir=ctx.data_dir,
+        drift_reference=ctx.input("drift_reference"),
     )
     version = register_bundle(
         ctx.config,
@@ -97,6 +98,7 @@ def run_register_model(
     extractors: Any,
     library: Any,
     evaluation: Any,
+    drift_reference: Any,
     bundle: Any,
 ) -> int:
     """Bundle the trained parts, register them as the challenger; return the version."""
@@ -113,6 +115,7 @@ def run_register_model(
             "extractors": extractors,
             "library": library,
             "evaluation": evaluation,
+            "drift_reference": drift_reference,
         },
         outputs={"bundle": bundle},
         still_valid=_version_exists,

@@ -135,9 +135,10 @@ def evaluate(
     metrics: Output[Metrics],
     report: Output[HTML],
     evaluation: Output[Artifact],
+    drift_reference: Output[Artifact],
 ):
     """Dub the test clips through the served path (and the oracles); score them beside
-    the baselines."""
+    the baselines; profile the held-out clips as the drift reference."""
     from dubops.components.evaluate import run_evaluate
 
     run_evaluate(
@@ -152,6 +153,7 @@ def evaluate(
         metrics,
         report,
         evaluation,
+        drift_reference,
     )
 
 
@@ -165,6 +167,7 @@ def register_model(
     extractors: Input[Model],
     library: Input[Dataset],
     evaluation: Input[Artifact],
+    drift_reference: Input[Artifact],
     bundle: Output[Model],
 ) -> int:
     """Assemble the dubbing bundle and register it as the challenger; returns the version."""
@@ -180,6 +183,7 @@ def register_model(
         extractors,
         library,
         evaluation,
+        drift_reference,
         bundle,
     )
 

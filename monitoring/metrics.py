@@ -12,7 +12,7 @@ BentoML's own buckets stop at 180 s.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Seconds: sub-second steps to half-hour jobs.
@@ -37,6 +37,13 @@ class ServingMetrics:
     errors: Any
     model_info: Any
     model_loaded: Any
+    dubs: Any
+    queue_capacity: Any
+    feature_drift: Any
+    feature_drift_score: Any
+    drift_window_size: Any
+    # (feature, method) pairs each server has published a score for
+    _scored: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
 
     def observe_request(
         self, server: str, endpoint: str, method: str, code: int, seconds: float
@@ -50,6 +57,7 @@ class ServingMetrics:
             self.stage_seconds.labels(server, stage).observe(seconds)
         if result.duration > 0 and "total" in result.seconds:
             self.real_time_factor.labels(server).observe(result.seconds["total"] / result.duration)
+        self.dubs.labels(server).inc()
         if result.fallback:
             self.fallbacks.labels(server).inc()
 
@@ -58,6 +66,29 @@ class ServingMetrics:
 
     def set_queue_depth(self, server: str, queue: str, depth: int) -> None:
         self.queue_depth.labels(server, queue).set(depth)
+
+    def set_queue_capacity(self, server: str, queue: str, capacity: int) -> None:
+        self.queue_capacity.labels(server, queue).set(capacity)
+
+    def set_drift(self, server: str, report: dict[str, dict[str, Any]] | None, size: int) -> None:
+        """A drift report's statistic and score per feature (None: the window is filling).
+
+        A feature scored before but not now (no values in this window), and every
+        feature while the window refills, reads NaN: a stale score would keep an
+        alert firing on data that has left the window. (NaN, not a removed series:
+        BentoML's multiprocess files keep what a process once wrote.)
+        """
+        self.drift_window_size.labels(server).set(size)
+        rows = report or {}
+        for feature, method in self._scored.get(server, set()) - {
+            (f, r["method"]) for f, r in rows.items()
+        }:
+            self.feature_drift.labels(server, feature, method).set(float("nan"))
+            self.feature_drift_score.labels(server, feature, method).set(float("nan"))
+        for feature, row in rows.items():
+            self.feature_drift.labels(server, feature, row["method"]).set(row["statistic"])
+            self.feature_drift_score.labels(server, feature, row["method"]).set(row["score"])
+        self._scored.setdefault(server, set()).update((f, r["method"]) for f, r in rows.items())
 
     def count_job(self, outcome: str) -> None:
         self.jobs.labels(outcome).inc()
@@ -92,40 +123,81 @@ def _create() -> ServingMetrics:
 
     return ServingMetrics(
         requests=Counter(
-            "dubops_requests", "HTTP requests by endpoint and status code",
+            "dubops_requests",
+            "HTTP requests by endpoint and status code",
             ["server", "endpoint", "method", "code"],
         ),
         request_seconds=Histogram(
-            "dubops_request_seconds", "Wall seconds per request", ["server", "endpoint"],
+            "dubops_request_seconds",
+            "Wall seconds per request",
+            ["server", "endpoint"],
             buckets=LATENCY_BUCKETS,
         ),
         stage_seconds=Histogram(
-            "dubops_stage_seconds", "Seconds per dubbing step (a clip's share of its batch)",
-            ["server", "stage"], buckets=LATENCY_BUCKETS,
+            "dubops_stage_seconds",
+            "Seconds per dubbing step (a clip's share of its batch)",
+            ["server", "stage"],
+            buckets=LATENCY_BUCKETS,
         ),
         real_time_factor=Histogram(
-            "dubops_real_time_factor", "Compute seconds per second of dubbed speech",
-            ["server"], buckets=RTF_BUCKETS,
+            "dubops_real_time_factor",
+            "Compute seconds per second of dubbed speech",
+            ["server"],
+            buckets=RTF_BUCKETS,
         ),
         batch_size=Histogram(
             "dubops_batch_size", "Clips per dub_many call", ["server"], buckets=BATCH_BUCKETS
         ),
         queue_depth=Gauge(
-            "dubops_queue_depth", "Requests or jobs waiting or running", ["server", "queue"],
+            "dubops_queue_depth",
+            "Requests or jobs waiting or running",
+            ["server", "queue"],
             multiprocess_mode="livesum",
         ),
         jobs=Counter("dubops_jobs", "Finished jobs by outcome", ["outcome"]),
         fallbacks=Counter(
-            "dubops_reasoner_fallbacks", "Dubs whose reasoner answer could not be parsed",
+            "dubops_reasoner_fallbacks",
+            "Dubs whose reasoner answer could not be parsed",
             ["server"],
         ),
         errors=Counter("dubops_errors", "Failed requests by error type", ["server", "type"]),
         model_info=Gauge(
-            "dubops_model_info", "The served model version (value 1)",
-            ["server", "model_version", "model_uri"], multiprocess_mode="liveall",
+            "dubops_model_info",
+            "The served model version (value 1)",
+            ["server", "model_version", "model_uri"],
+            multiprocess_mode="liveall",
         ),
         model_loaded=Gauge(
-            "dubops_model_loaded", "1 once the pipeline is loaded", ["server"],
+            "dubops_model_loaded",
+            "1 once the pipeline is loaded",
+            ["server"],
             multiprocess_mode="liveall",
+        ),
+        dubs=Counter("dubops_dubs", "Clips dubbed (sync and jobs)", ["server"]),
+        queue_capacity=Gauge(
+            "dubops_queue_capacity",
+            "Requests or jobs a queue takes before refusing",
+            ["server", "queue"],
+            multiprocess_mode="livemax",
+        ),
+        feature_drift=Gauge(
+            "dubops_feature_drift",
+            "Drift statistic of the last window against the model's reference "
+            "(psi: categories, ks: scalars, mmd: embeddings)",
+            ["server", "feature", "method"],
+            multiprocess_mode="livemax",
+        ),
+        feature_drift_score=Gauge(
+            "dubops_feature_drift_score",
+            "Drift statistic over its calibrated threshold (above 1: drifted at the "
+            "reference's family-wise false-alarm rate)",
+            ["server", "feature", "method"],
+            multiprocess_mode="livemax",
+        ),
+        drift_window_size=Gauge(
+            "dubops_drift_window_size",
+            "Served dubs in the drift window",
+            ["server"],
+            multiprocess_mode="livemax",
         ),
     )

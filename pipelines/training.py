@@ -86,6 +86,7 @@ def build_pipeline(config: DubOpsConfig, packages_to_install: list[str] | None =
                 extractors=ext.outputs["extractors"],
                 library=lib.outputs["library"],
                 evaluation=ev.outputs["evaluation"],
+                drift_reference=ev.outputs["drift_reference"],
             )
             gate = c["promotion_gate"](
                 **run, corpus=corpus, bundle=reg.outputs["bundle"], version=reg.outputs["Output"]

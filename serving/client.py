@@ -122,7 +122,9 @@ def serve_and_dub(
     command = [sys.executable, "-m", "dubops.cli.main", "serve", "bento", "--port", str(port)]
     with log.open("ab") as handle:
         process = subprocess.Popen(
-            [*command, *serve_args], stdout=handle, stderr=subprocess.STDOUT,
+            [*command, *serve_args],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     saved: dict[str, Path] = {}

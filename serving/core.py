@@ -60,6 +60,7 @@ class DubbingService:
         self.runner: Any = None
         self.store: Any = None
         self.with_jobs = jobs
+        self.drift: Any = None
         self.model_version = ""
         self._loaded = threading.Event()
 
@@ -104,11 +105,46 @@ class DubbingService:
                 on_outcome=self.metrics.count_job,
             )
             self.runner.start()
+        self.drift = self._drift_monitor()
+        self.metrics.set_queue_capacity(self.server, "sync", self.settings.max_queue)
+        if self.with_jobs:
+            self.metrics.set_queue_capacity(self.server, "jobs", self.settings.max_jobs_queued)
         if self.settings.warm_up:
             self._warm_up()
         self.metrics.set_model(self.server, self.model_version, self.settings.model)
         self._loaded.set()
         logger.info("serving %s (version %s)", self.settings.model, self.model_version or "-")
+
+    def _drift_monitor(self) -> Any:
+        """The request log and online drift against the bundle's reference (if it has one)."""
+        from dubops.monitoring.online import DriftMonitor
+        from dubops.monitoring.reference import ReferenceProfile
+        from dubops.monitoring.request_log import RequestLog
+
+        watch = self.config.monitoring
+        log = RequestLog(
+            Path(watch.log_dir) if watch.log_dir else self.state_dir / "requests",
+            max_rows=watch.log_max_rows,
+            keep_files=watch.log_keep_files,
+        )
+        bundle = getattr(self.pipeline, "bundle", None)
+        path = bundle.drift_reference if bundle is not None else None
+        reference = ReferenceProfile.load(path) if watch.drift and path is not None else None
+        if watch.drift and reference is None:
+            logger.warning(
+                "%s has no drift reference: requests are logged, drift is not "
+                "scored (re-run the pipeline to register one)",
+                self.settings.model,
+            )
+        self.metrics.set_drift(self.server, None, 0)
+        return DriftMonitor(
+            reference,
+            lambda report, size: self.metrics.set_drift(self.server, report, size),
+            log=log,
+            every=watch.update_every,
+            server=self.server,
+            model_version=self.model_version,
+        )
 
     def _warm_up(self) -> None:
         """Dub one synthetic second before saying ready: the parts that load on first use
@@ -144,6 +180,8 @@ class DubbingService:
             self.batcher.close(drain=drain, timeout=timeout)
         if self.runner is not None:
             self.runner.stop(drain=drain, timeout=timeout)
+        if self.drift is not None:
+            self.drift.close()
         if self.pipeline is not None:
             self.pipeline.close()
 
@@ -194,8 +232,13 @@ class DubbingService:
     def _dub_many(self, requests: list[DubRequest]) -> list[DubResult]:
         results = self.pipeline.dub_many(requests)
         for result in results:
-            self.metrics.observe_result(self.server, result)
+            self._observe(result)
         return results
+
+    def _observe(self, result: DubResult) -> None:
+        """A served dub's metrics, and its record to the drift window and request log."""
+        self.metrics.observe_result(self.server, result)
+        self.drift.observe(result.features, result.query_vectors)
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -244,7 +287,7 @@ class DubbingService:
         self.metrics.set_queue_depth(self.server, "jobs", self.store.queued_count() + 1)
         with stop_when(should_stop):
             result = self.pipeline.dub(fields, on_stage=on_stage)
-        self.metrics.observe_result(self.server, result)
+        self._observe(result)
         self.metrics.set_queue_depth(self.server, "jobs", self.store.queued_count())
         return wire.result_json(result, self.artifacts.put_result(result))
 

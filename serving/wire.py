@@ -49,10 +49,7 @@ def check_magic(name: str, data: bytes) -> None:
         )
         kinds = "mp4, mov, mkv, webm or avi"
     else:
-        ok = (
-            (head[:4] == b"RIFF" and head[8:12] == b"WAVE")
-            or head[:4] in (b"fLaC", b"OggS")
-        )
+        ok = (head[:4] == b"RIFF" and head[8:12] == b"WAVE") or head[:4] in (b"fLaC", b"OggS")
         kinds = "wav, flac or ogg"
     if not ok:
         raise UnsupportedMediaError(

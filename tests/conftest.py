@@ -28,3 +28,17 @@ def small_synthetic_corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("small_corpus")
     generate_corpus(load_config("tiny", overrides=["synth.clips=48", "synth.workers=1"]), root)
     return root
+
+
+@pytest.fixture(scope="session")
+def served_champion(small_synthetic_corpus, tmp_path_factory):
+    """The micro stages registered and promoted to champion in a private MLflow store,
+    their bundle carrying a drift reference for windows of ``SERVED_DRIFT_WINDOW`` dubs.
+
+    Shared by the serving and monitoring tests: building it takes minutes, and none of
+    them moves its aliases (servers get their own state folders).
+    """
+    from tests.fixtures.served_model import SERVED_DRIFT_WINDOW, register_champion
+
+    root = tmp_path_factory.mktemp("served_champion")
+    return register_champion(small_synthetic_corpus, root, drift_window=SERVED_DRIFT_WINDOW)

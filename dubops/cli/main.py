@@ -13,6 +13,7 @@ from dubops.cli import (
     emotion,
     graph,
     library,
+    monitor,
     pipeline,
     reasoning,
     registry,
@@ -81,6 +82,7 @@ app.add_typer(library.app, name="library")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(registry.app, name="registry")
 app.add_typer(serve.app, name="serve")
+app.add_typer(monitor.app, name="monitor")
 app.command("dub")(dubbing.dub_command)
 app.command("speak")(dubbing.speak_command)
 app.command("dub-clip")(dubbing.dub_clip_command)

@@ -169,4 +169,3 @@ def try_command(
         )
     for name, path in saved.items():
         typer.echo(f"{name}: {path}")
-

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from dubops.config.library_settings import LibraryConfig
+from dubops.config.monitoring_settings import MonitoringConfig
 from dubops.config.pipeline_settings import PipelineConfig
 from dubops.config.section import CheckedSection
 from dubops.config.serving_settings import ServingConfig
@@ -54,6 +55,9 @@ class SynthConfig(CheckedSection):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     scene_weights: dict[str, float] = Field(
         default_factory=lambda: {"dialogue": 1.0, "monologue": 1.0, "narration": 1.0}
+    )
+    emotion_weights: dict[str, float] | None = Field(
+        None, description="emotion mix (None: every emotion equally often), e.g. {joy: 3, anger: 1}"
     )
     emotion_word_agreement: float = Field(
         0.8, ge=0, le=1, description="share of scripts whose emotion words agree with the label"
@@ -106,3 +110,4 @@ class DubOpsConfig(CheckedSection):
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)

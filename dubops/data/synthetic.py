@@ -90,6 +90,23 @@ def _balanced(values: list[str] | tuple[str, ...], n: int, rng: np.random.Genera
     return pool
 
 
+def _emotion_pool(weights: dict[str, float] | None) -> tuple[str, ...] | list[str]:
+    """Every emotion once (the default: balanced), or each as often as its weight says."""
+    if weights is None:
+        return EMOTIONS
+    unknown = set(weights) - set(EMOTIONS)
+    if unknown:
+        raise ValueError(
+            f"synth.emotion_weights has unknown emotions {sorted(unknown)}; use {EMOTIONS}"
+        )
+    pool = [e for e in EMOTIONS for _ in range(max(0, round(4 * weights.get(e, 0))))]
+    if not pool:
+        raise ValueError(
+            "synth.emotion_weights gives every emotion weight 0; give one a weight > 0"
+        )
+    return pool
+
+
 def _pick_unseen(speakers: list, count: int, rng: np.random.Generator) -> set[str]:
     """Setting-2 speakers, alternating genders so both appear among the unseen."""
     by_gender = {g: [s.speaker_id for s in speakers if s.gender == g] for g in GENDERS}
@@ -127,7 +144,7 @@ def plan_corpus(config: DubOpsConfig) -> list[ClipSpec]:
         )
     n = synth.clips
     spk = _balanced([s.speaker_id for s in speakers], n, rng)
-    emo = _balanced(EMOTIONS, n, rng)
+    emo = _balanced(_emotion_pool(synth.emotion_weights), n, rng)
     scene = _balanced(scene_pool, n, rng)
     specs = []
     for i in range(n):

@@ -133,6 +133,43 @@ def dub_corpus(
     return [out / f"{r['clip_id']}.wav" for r in rows]
 
 
+def describe_corpus(
+    pipeline: DubbingPipeline,
+    data_dir: str | Path,
+    splits: Sequence[str] | None,
+    max_clips: int | None = None,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, list[float]]]]:
+    """Monitoring's records of corpus clips as the served path sees them (no dubbing):
+    ``(features, query vectors)``, one each per clip, in manifest order.
+
+    ``splits=None`` takes every clip (a corpus made only to be watched, like a drift
+    scenario)."""
+    import pandas as pd
+
+    from dubops.data.datasets import load_manifest
+    from dubops.data.layout import CorpusLayout
+
+    if splits is None:
+        manifest = pd.read_parquet(CorpusLayout(Path(data_dir)).manifest)
+    else:
+        manifest = load_manifest(data_dir, list(splits))
+    if max_clips is not None:
+        manifest = manifest.head(max_clips)
+    rows = manifest.to_dict("records")
+    features: list[dict[str, Any]] = []
+    vectors: list[dict[str, list[float]]] = []
+    for start in range(0, len(rows), max(1, batch_size)):
+        part = rows[start : start + batch_size]
+        for f, v in pipeline.describe([row_request(data_dir, r) for r in part]):
+            features.append(f)
+            vectors.append(v)
+        if progress is not None:
+            progress(len(features), len(rows))
+    return features, vectors
+
+
 def read_answers(folder: str | Path) -> list[dict[str, str]]:
     """The reasoner's answers recorded in a dubbed folder's JSON files (``clip_id``, ``text``)."""
     import json

@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,25 +148,20 @@ class DubbingPipeline:
         if not reqs:
             return []
         timer = _StageTimer(on_stage)
-        with timer("read"):
-            media = self.read_media(reqs)
-        with timer("reason"):
-            conclusions = self.reason(reqs, media)
-        retrieval, vectors = None, [{} for _ in reqs]
-        if self.needs_footage:
-            with timer("embed"):
-                vectors = self.embed(reqs, media)
-            with timer("retrieve"):
-                retrieval = self.retrieve(reqs, vectors)
+        seen = self._analyse(reqs, timer)
         with timer("generate"):
-            mels = self.generate(reqs, media, conclusions, retrieval, ablation)
+            mels = self.generate(reqs, seen.media, seen.conclusions, seen.retrieval, ablation)
         with timer("vocode"):
             waves = self.vocode(mels)
         mp4s: list[bytes | None] = [None] * len(reqs)
         if any(r.mp4 for r in reqs):
             with timer("mux"):
                 mp4s = self.mux(reqs, waves)
-        seconds = timer.shares(len(reqs))
+        # Monitoring's record of each clip, timed as its own share (not a named step).
+        tick = time.perf_counter()
+        features = [seen.features(i) for i in range(len(reqs))]
+        monitor_share = round((time.perf_counter() - tick) / len(reqs), 4)
+        seconds = timer.shares(len(reqs)) | {"features": monitor_share}
         return [
             DubResult(
                 name=req.name,
@@ -178,15 +174,40 @@ class DubbingPipeline:
                 parse_error=c.parse_error,
                 seconds=dict(seconds),
                 batch_size=len(reqs),
-                footage=retrieval.hits[i] if retrieval is not None else {},
-                query_vectors={m: np.asarray(v).round(6).tolist() for m, v in vectors[i].items()},
+                footage=seen.hits(i),
+                query_vectors=seen.query_vectors(i),
+                features=features[i],
                 model_version=self.model_version,
                 speaker_id=req.speaker_id,
                 seed=req.seed,
                 mp4=mp4s[i],
             )
-            for i, (req, c, wave) in enumerate(zip(reqs, conclusions, waves, strict=True))
+            for i, (req, c, wave) in enumerate(zip(reqs, seen.conclusions, waves, strict=True))
         ]
+
+    def describe(
+        self, requests: Sequence[DubRequest | dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], dict[str, list[float]]]]:
+        """What monitoring records of each clip, without dubbing it: ``(features, query
+        vectors)`` per request, from the same read, reason, embed and retrieve steps a dub
+        runs (the drift reference is built with it; a dub's result carries the same)."""
+        reqs = [r if isinstance(r, DubRequest) else DubRequest(**r) for r in requests]
+        seen = self._analyse(reqs, _StageTimer(None))
+        return [(seen.features(i), seen.query_vectors(i)) for i in range(len(reqs))]
+
+    def _analyse(self, reqs: list[DubRequest], timer: _StageTimer) -> _Analysis:
+        """The steps before generation: read, reason and (a graph model) embed, retrieve."""
+        with timer("read"):
+            media = self.read_media(reqs)
+        with timer("reason"):
+            conclusions = self.reason(reqs, media)
+        retrieval, vectors = None, [{} for _ in reqs]
+        if self.needs_footage:
+            with timer("embed"):
+                vectors = self.embed(reqs, media)
+            with timer("retrieve"):
+                retrieval = self.retrieve(reqs, vectors)
+        return _Analysis(reqs, media, conclusions, vectors, retrieval)
 
     # -- the steps -------------------------------------------------------------------
 
@@ -320,6 +341,38 @@ def _for_request(index: int, requests: Sequence[DubRequest], step: Callable, *ar
             raise
         name = requests[index].name
         raise InputError(f"request {index} ({name}): {exc}") from None
+
+
+@dataclass
+class _Analysis:
+    """A batch's decoded media, conclusions, query vectors and retrieval."""
+
+    requests: list[DubRequest]
+    media: list[ClipMedia]
+    conclusions: list[ClipConclusion]
+    vectors: list[dict[str, np.ndarray]]
+    retrieval: Retrieval | None
+
+    def hits(self, i: int) -> dict[str, list[dict[str, Any]]]:
+        return self.retrieval.hits[i] if self.retrieval is not None else {}
+
+    def query_vectors(self, i: int) -> dict[str, list[float]]:
+        return {m: np.asarray(v).round(6).tolist() for m, v in self.vectors[i].items()}
+
+    def features(self, i: int) -> dict[str, Any]:
+        from dubops.monitoring.features import clip_features
+
+        req, clip = self.requests[i], self.media[i]
+        return clip_features(
+            req.script,
+            clip.frames.shape,
+            clip.fps,
+            clip.prompt,
+            clip.prompt_rate,
+            req.target_seconds,
+            self.conclusions[i].values,
+            self.hits(i),
+        )
 
 
 class _StageTimer:

@@ -24,7 +24,9 @@ class DubResult:
     ``seconds`` holds this clip's share of each stage (a batch's stage time
     divided by ``batch_size``) and ``total``; ``footage`` maps each query modality
     to its hits (``clip_id``, ``similarity``, ``emotion``); ``query_vectors`` the
-    scene, face and text vectors that queried the library.
+    scene, face and text vectors that queried the library; ``features`` what
+    monitoring compares with the model's reference profile
+    (:func:`dubops.monitoring.features.clip_features`).
     """
 
     name: str
@@ -39,6 +41,7 @@ class DubResult:
     batch_size: int = 1
     footage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     query_vectors: dict[str, list[float]] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
     model_version: str | None = None
     speaker_id: str | None = None
     seed: int = 0

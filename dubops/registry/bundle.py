@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 BUNDLE_FORMAT = 1
 BUNDLE_FILE = "bundle.json"
 EXAMPLE_DIR = "example"
+MONITORING_DIR = "monitoring"  # the drift reference
 PARTS = ("reasoner", "speech", "dit", "extractors")
 # What a bundle may hold: weights as safetensors, settings as JSON/text. Pickles
 # (.bin, .pt, .pkl) are never copied, whatever a stage folder contains.
@@ -81,6 +82,14 @@ class BundleInfo:
         return self.root / self.raw["parts"][name]
 
     @property
+    def drift_reference(self) -> Path | None:
+        """The bundled drift reference, or None (bundles assembled without one)."""
+        from dubops.monitoring.reference import FILE_NAME
+
+        path = self.root / MONITORING_DIR / FILE_NAME
+        return path if path.is_file() else None
+
+    @property
     def example_video(self) -> Path:
         return self.root / EXAMPLE_DIR / "clip.mp4"
 
@@ -97,6 +106,7 @@ def assemble_bundle(
     extractors_dir: Path,
     library_dir: Path,
     data_dir: Path | None = None,
+    drift_reference: Path | None = None,
 ) -> Path:
     """Copy the weights (safetensors) and configs the dubbing model needs into ``out_dir``.
 
@@ -113,6 +123,9 @@ def assemble_bundle(
         library_dir: the footage library (its version is recorded, not its files).
         data_dir: the corpus; its first held-out clip becomes the bundle's example
             (the model's MLflow input example). Without it a synthetic clip is made.
+        drift_reference: the evaluate step's ``drift_reference.json``, kept as
+            ``monitoring/drift_reference.json`` so the servers score drift against the
+            reference this version was evaluated on (without it: no online drift).
 
     Returns:
         ``out_dir``.
@@ -167,6 +180,9 @@ def assemble_bundle(
         }
         write_json(tmp / "speech" / "stage.json", speech_stage)
         example = _write_example(tmp / EXAMPLE_DIR, data_dir)
+        if drift_reference is not None:
+            (tmp / MONITORING_DIR).mkdir()
+            shutil.copy2(drift_reference, tmp / MONITORING_DIR / Path(drift_reference).name)
         files = _file_hashes(tmp)
         info = {
             "format": BUNDLE_FORMAT,

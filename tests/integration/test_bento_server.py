@@ -43,7 +43,6 @@ from tests.fixtures.served_model import (
     as_json_fields,
     clip_media,
     descendants,
-    register_champion,
     start_server,
 )
 
@@ -172,8 +171,8 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def champion(small_synthetic_corpus, tmp_path_factory) -> Champion:
-    return register_champion(small_synthetic_corpus, tmp_path_factory.mktemp("bento"))
+def champion(served_champion) -> Champion:
+    return served_champion
 
 
 @pytest.fixture(scope="module")

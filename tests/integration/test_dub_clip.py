@@ -105,8 +105,14 @@ def test_held_out_clip_is_dubbed_to_its_slot_with_library_footage(stages, pipeli
         assert clip.clip_id not in {h["clip_id"] for h in hits}
         assert len(result.query_vectors[modality]) == pipeline.retriever.library.info.dim
     assert set(result.seconds) == {"read", "reason", "embed", "retrieve", "generate", "vocode",
-                                   "total"}  # fmt: skip
+                                   "features", "total"}  # fmt: skip
     assert result.mp4 is None and result.batch_size == 1
+    # Monitoring's record: the conclusion as dubbed, the media's shape, the footage's match.
+    assert result.features["emotion"] == result.conclusion["emotion"]
+    assert result.features["video_seconds"] == pytest.approx(clip.video_seconds, abs=0.05)
+    assert result.features["similarity_scene"] == pytest.approx(
+        np.mean([h["similarity"] for h in result.footage["scene"]]), abs=1e-5
+    )
 
 
 def test_overrides_and_oracles_replace_one_decision_each(stages, pipeline):

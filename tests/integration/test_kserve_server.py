@@ -15,7 +15,7 @@ import json
 import httpx
 import pytest
 
-from tests.fixtures.served_model import clip_media, register_champion, start_server
+from tests.fixtures.served_model import clip_media, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +26,8 @@ INFER = "/v2/models/dubbing/infer"
 
 
 @pytest.fixture(scope="module")
-def champion(small_synthetic_corpus, tmp_path_factory):
-    return register_champion(small_synthetic_corpus, tmp_path_factory.mktemp("kserve"))
+def champion(served_champion):
+    return served_champion
 
 
 @pytest.fixture(scope="module")
