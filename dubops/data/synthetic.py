@@ -90,20 +90,14 @@ def _balanced(values: list[str] | tuple[str, ...], n: int, rng: np.random.Genera
     return pool
 
 
-def _emotion_pool(weights: dict[str, float] | None) -> tuple[str, ...] | list[str]:
-    """Every emotion once (the default: balanced), or each as often as its weight says."""
-    if weights is None:
-        return EMOTIONS
-    unknown = set(weights) - set(EMOTIONS)
+def _weighted_pool(values: tuple[str, ...], weights: dict[str, float], setting: str) -> list[str]:
+    """Each value as often as its weight says (four draws per unit of weight)."""
+    unknown = set(weights) - set(values)
     if unknown:
-        raise ValueError(
-            f"synth.emotion_weights has unknown emotions {sorted(unknown)}; use {EMOTIONS}"
-        )
-    pool = [e for e in EMOTIONS for _ in range(max(0, round(4 * weights.get(e, 0))))]
+        raise ValueError(f"synth.{setting} has unknown values {sorted(unknown)}; use {values}")
+    pool = [v for v in values for _ in range(max(0, round(4 * weights.get(v, 0))))]
     if not pool:
-        raise ValueError(
-            "synth.emotion_weights gives every emotion weight 0; give one a weight > 0"
-        )
+        raise ValueError(f"synth.{setting} gives every value weight 0; give one a weight > 0")
     return pool
 
 
@@ -131,20 +125,16 @@ def plan_corpus(config: DubOpsConfig) -> list[ClipSpec]:
     rng = np.random.default_rng([synth.seed, 1])
     speakers = list(SPEAKERS[: synth.speakers])
     unseen = _pick_unseen(speakers, synth.unseen_speakers, rng)
-    weights = synth.scene_weights
-    unknown = set(weights) - set(SCENE_TYPES)
-    if unknown:
-        raise ValueError(
-            f"synth.scene_weights has unknown scene types {sorted(unknown)}; use {SCENE_TYPES}"
-        )
-    scene_pool = [s for s in SCENE_TYPES for _ in range(max(0, round(4 * weights.get(s, 0))))]
-    if not scene_pool:
-        raise ValueError(
-            "synth.scene_weights gives every scene type weight 0; give one a weight > 0"
-        )
+    scene_pool = _weighted_pool(SCENE_TYPES, synth.scene_weights, "scene_weights")
     n = synth.clips
     spk = _balanced([s.speaker_id for s in speakers], n, rng)
-    emo = _balanced(_emotion_pool(synth.emotion_weights), n, rng)
+    # The default (None) keeps every emotion equally often, drawn as before.
+    emotions = synth.emotion_weights
+    emo = _balanced(
+        EMOTIONS if emotions is None else _weighted_pool(EMOTIONS, emotions, "emotion_weights"),
+        n,
+        rng,
+    )
     scene = _balanced(scene_pool, n, rng)
     specs = []
     for i in range(n):

@@ -106,3 +106,23 @@ def test_cot_has_four_tags_and_rejected_variants():
     assert all(r["text"] != answer for r in rejected)
     wrong_scene = rejected[1]["text"]
     assert "scene_type=dialogue" not in wrong_scene
+
+
+def test_weights_shift_the_mix_for_drift_scenarios():
+    plan = plan_corpus(
+        load_config(
+            "tiny",
+            overrides=[
+                "synth.clips=80",
+                "synth.emotion_weights={joy: 3, surprise: 1}",
+                "synth.scene_weights={narration: 1}",
+            ],
+        )
+    )
+    emotions = Counter(s.emotion for s in plan)
+    assert set(emotions) == {"joy", "surprise"} and emotions["joy"] == 3 * emotions["surprise"]
+    assert {s.scene_type for s in plan} == {"narration"}
+    with pytest.raises(ValueError, match=r"synth\.emotion_weights has unknown values \['happy'\]"):
+        plan_corpus(_config(emotion_weights="{happy: 1}"))
+    with pytest.raises(ValueError, match="every value weight 0"):
+        plan_corpus(_config(scene_weights="{narration: 0}"))
