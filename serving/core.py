@@ -104,13 +104,14 @@ class DubbingService:
                 max_attempts=self.settings.job_attempts,
                 on_outcome=self.metrics.count_job,
             )
-            self.runner.start()
         self.drift = self._drift_monitor()
         self.metrics.set_queue_capacity(self.server, "sync", self.settings.max_queue)
         if self.with_jobs:
             self.metrics.set_queue_capacity(self.server, "jobs", self.settings.max_jobs_queued)
         if self.settings.warm_up:
             self._warm_up()
+        if self.runner is not None:  # after the warm-up: a resumed job meets a warm model
+            self.runner.start()
         self.metrics.set_model(self.server, self.model_version, self.settings.model)
         self._loaded.set()
         logger.info("serving %s (version %s)", self.settings.model, self.model_version or "-")

@@ -105,6 +105,24 @@ def test_mediapipe_finds_the_cartoon_faces():
     assert len(crop_faces(empty, detector, 2, 3, 32, 1.25)) == 0
 
 
+def test_one_detector_serves_several_threads():
+    """A server's batcher and job workers share one detector: frames from several threads
+    at once must give each thread its own answer and leave the graph working."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dubops.emotion.extractors.face_detect import FaceDetector
+
+    rng = np.random.default_rng(4)
+    chars = [Character(g, "adult", "joy", False) for g in ("female", "male")]
+    frames = render_clip(chars, "joy", np.zeros(8), 96, rng)
+    detector = FaceDetector("mediapipe")
+    alone = [detector.detect(f) for f in frames]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: detector.detect(frames[i % 8]), range(64)))
+    assert together == [alone[i % 8] for i in range(64)]
+    assert detector.detect(frames[0]) == alone[0]
+
+
 def test_face_vector_defined_without_faces(extractors):
     """An empty room has no face: the learned no-face feature still gives a unit vector."""
     empty = _clip(2, people=0)

@@ -21,6 +21,7 @@ Boxes are ``(x0, y0, x1, y1, score)`` in frame pixels.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,10 @@ class FaceDetector:
         self.kind = kind
         self.upscale = upscale
         self._impl: Any = None
+        # A MediaPipe graph is not thread-safe, and a server dubs on several threads (the
+        # batcher's and the job workers'): two frames in one graph at once broke it for
+        # good ("Graph has errors" on every later frame). One frame at a time per detector.
+        self._lock = threading.RLock()
 
     def _load(self) -> Any:
         if self._impl is not None:
@@ -71,7 +76,8 @@ class FaceDetector:
         """Boxes of one uint8 ``(h, w, 3)`` RGB frame."""
         import cv2
 
-        impl = self._load()
+        with self._lock:
+            impl = self._load()
         h, w = image.shape[:2]
         up = self.upscale
         big = (
@@ -81,11 +87,12 @@ class FaceDetector:
         )
         boxes: list[tuple[float, float, float, float, float]] = []
         if self.kind == "mediapipe":
-            result = impl.process({"image": np.ascontiguousarray(big)})
-            for det in result.detections or []:
-                b = det.location_data.relative_bounding_box
-                x0, y0 = b.xmin * w, b.ymin * h
-                boxes.append((x0, y0, x0 + b.width * w, y0 + b.height * h, float(det.score[0])))
+            with self._lock:
+                result = impl.process({"image": np.ascontiguousarray(big)})
+                for det in result.detections or []:
+                    b = det.location_data.relative_bounding_box
+                    x0, y0 = b.xmin * w, b.ymin * h
+                    boxes.append((x0, y0, x0 + b.width * w, y0 + b.height * h, float(det.score[0])))
         else:
             gray = cv2.cvtColor(big, cv2.COLOR_RGB2GRAY)
             found = impl.detectMultiScale(gray, 1.1, 3, minSize=(16, 16))
