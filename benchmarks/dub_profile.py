@@ -1,0 +1,273 @@
+"""Where one dub's time and memory go, step by step, for 3 s, 10 s and 60 s clips.
+
+Why this exists: the speed issue measured 3 s clips at 13-31 s of generation and a
+60 s clip at 505 s with 1.4 GB resident, and asks for a per-step profile before
+anything is made faster. Each run is its own process (so peak memory is the
+clip's, not the previous one's): it loads the model (timed), warms it up with one
+short dub (as a server does), then dubs the clip once through the steps a
+:class:`DubbingPipeline` dub runs, each timed on its own:
+
+read, reason, embed, retrieve (the pipeline's own steps); phonemize (script to
+phoneme ids), prompt mel, lip alignment (mouth tracks on the full-resolution
+video), durations + plan (the rest of ``SpeechGenerator.prepare``: the duration
+predictor, slot fitting, conditions), sampling, vocoder, mux.
+
+Clips longer than a corpus clip are corpus clips strung together (frames and
+scripts), so the script keeps its speaking rate. Runs are interleaved across
+lengths round by round (3, 10, 3, 10 ...; the 60 s clip ``--long-rounds`` times),
+and each figure is the median with its min-max spread. Records the CPU, cores,
+instruction sets, torch threads and malloc settings.
+
+    python benchmarks/dub_profile.py --model models:/dubbing@champion --data data/tiny
+
+Writes ``benchmarks/results/dub_profile.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+STEPS = (
+    "load",
+    "read",
+    "reason",
+    "embed",
+    "retrieve",
+    "phonemize",
+    "prompt_mel",
+    "lip_alignment",
+    "durations_plan",
+    "sampling",
+    "vocoder",
+    "mux",
+)
+MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+def long_request(data: Path, seconds: float, folder: Path) -> Any:
+    """A request of ``seconds`` of video (an mp4 in ``folder``): held-out clips strung
+    together, their scripts joined; the first clip's timbre prompt."""
+    from dubops.data.datasets import load_manifest
+    from dubops.inference.corpus import row_request
+    from dubops.video import read_video, write_video
+
+    rows = load_manifest(data, ["test_s1", "test_s2"]).to_dict("records")
+    first = row_request(data, rows[0])
+    frames, scripts, fps = [], [], 25.0
+    for row in rows:
+        request = row_request(data, row)
+        clip, fps = read_video(request.video)
+        frames.extend(clip)
+        scripts.append(request.script.rstrip(".!?") + ".")
+        if len(frames) >= seconds * fps:
+            break
+    path = folder / f"clip-{seconds:g}s.mp4"
+    write_video(path, np.stack(frames[: round(seconds * fps)]), fps)
+    return first.model_copy(update={"video": path, "script": " ".join(scripts), "clip_id": None})
+
+
+def _timed(times: dict[str, float], name: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+    tick = time.perf_counter()
+    out = call(*args, **kwargs)
+    times[name] = times.get(name, 0.0) + time.perf_counter() - tick
+    return out
+
+
+def profile_one(model: str, data: Path, seconds: float, sets: list[str]) -> dict[str, Any]:
+    """One process's run: load, warm up, then one dub of a ``seconds`` clip, step by step."""
+    import torch
+
+    from dubops.config import load_config
+    from dubops.inference.loading import load_pipeline
+    from dubops.inference.request import DubRequest
+    from dubops.speech.inputs import prepare_prompt
+    from dubops.speech.lip_align import mouth_tracks
+
+    config = load_config("tiny", overrides=sets)
+    times: dict[str, float] = {}
+    pipeline, _ = _timed(times, "load", load_pipeline, config, model)
+    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    folder = Path(tempfile.mkdtemp(prefix="dubops-profile-"))
+    pipeline.dub(long_request(data, 1.0, folder))
+    rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    request: DubRequest = long_request(data, seconds, folder).model_copy(update={"mp4": True})
+    reqs = [request]
+    media = _timed(times, "read", pipeline.read_media, reqs)
+    conclusions = _timed(times, "reason", pipeline.reason, reqs, media)
+    vectors = _timed(times, "embed", pipeline.embed, reqs, media)
+    retrieval = _timed(times, "retrieve", pipeline.retrieve, reqs, vectors)
+    gen, clip = pipeline.generator, media[0]
+    # The parts of prepare, each timed alone; prepare itself then runs them all again,
+    # so "durations_plan" is prepare's time less those parts.
+    parts: dict[str, float] = {}
+    _timed(parts, "phonemize", gen.phoneme_ids, request.script)
+    _timed(
+        parts,
+        "prompt_mel",
+        lambda: gen.mel(prepare_prompt(clip.prompt, clip.prompt_rate, gen.audio.sample_rate)),
+    )
+    tracker = gen.speech.lip_align.tracker
+    if tracker != "none":
+        _timed(parts, "lip_alignment", mouth_tracks, clip.frames, tracker)
+    prepared: dict[str, float] = {}
+    plans = _timed(
+        prepared, "prepare", _prepare_only, pipeline, reqs, media, conclusions, retrieval
+    )
+    times |= parts
+    times["durations_plan"] = max(prepared["prepare"] - sum(parts.values()), 0.0)
+    mels = _timed(times, "sampling", gen.sample, plans)
+    waves = _timed(times, "vocoder", lambda: [gen.vocode(m) for m in mels])
+    _timed(times, "mux", pipeline.mux, reqs, waves)
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    audio = len(waves[0]) / pipeline.sample_rate
+    dub = sum(v for k, v in times.items() if k != "load")
+    pipeline.close()
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "seconds": seconds,
+        "audio_seconds": round(audio, 3),
+        "steps": {k: round(v, 4) for k, v in times.items()},
+        "dub_seconds": round(dub, 3),
+        "real_time_factor": round(dub / audio, 3),
+        "rss_mb": {"loaded": round(rss_loaded), "warm": round(rss_warm), "peak": round(rss_peak)},
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _prepare_only(pipeline: Any, reqs: list, media: list, conclusions: list, retrieval: Any):
+    """``DubbingPipeline.generate`` up to the sampler: each clip's plan."""
+    from dubops.speech.generator import Ablation
+
+    clip, c, req = media[0], conclusions[0], reqs[0]
+    footage = retrieval.tensors.batch(["0"]) if retrieval is not None else None
+    return [
+        pipeline.generator.prepare(
+            req.script,
+            clip.prompt,
+            clip.prompt_rate,
+            video_frames=clip.frames,
+            target_seconds=req.target_seconds,
+            conclusion=c.values,
+            footage=footage,
+            nfe=req.nfe,
+            ablation=Ablation(),
+            seed=req.seed,
+            fps=clip.fps,
+        )
+    ]
+
+
+def machine(threads: int) -> dict[str, Any]:
+    from dubops.run_environment import cpu_description
+
+    return {
+        **cpu_description(),
+        "torch_threads": threads,
+        "malloc": {v: os.environ.get(v, "-") for v in MALLOC_VARS},
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="models:/dubbing@champion")
+    parser.add_argument("--data", type=Path, default=ROOT / "data" / "tiny")
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--lengths", type=float, nargs="+", default=[3.0, 10.0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--long", type=float, default=60.0, help="0: skip the long clip")
+    parser.add_argument("--long-rounds", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dub_profile.json")
+    args = parser.parse_args()
+    if args.one is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        print(json.dumps(profile_one(args.model, args.data, args.one, args.sets)))
+        return
+    plan = [x for _ in range(args.rounds) for x in args.lengths]
+    plan += [args.long] * (args.long_rounds if args.long else 0)
+    runs: dict[float, list[dict]] = {}
+    for seconds in plan:
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(seconds),
+            "--model",
+            args.model,
+            "--data",
+            str(args.data),
+            "--threads",
+            str(args.threads),
+        ]
+        command += [a for s in args.sets for a in ("--set", s)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"{seconds} s run failed:\n{done.stderr[-3000:]}")
+        run = json.loads(done.stdout.strip().splitlines()[-1])
+        runs.setdefault(seconds, []).append(run)
+        print(
+            f"{seconds:>5.0f} s clip: dub {run['dub_seconds']} s, RTF {run['real_time_factor']}, "
+            f"peak {run['rss_mb']['peak']} MB",
+            flush=True,
+        )
+    summary = {}
+    for seconds, rs in runs.items():
+        summary[str(seconds)] = {
+            "runs": len(rs),
+            "steps_median": {
+                s: round(statistics.median(r["steps"].get(s, 0.0) for r in rs), 3) for s in STEPS
+            },
+            "dub_seconds": [
+                min(r["dub_seconds"] for r in rs),
+                statistics.median(r["dub_seconds"] for r in rs),
+                max(r["dub_seconds"] for r in rs),
+            ],
+            "real_time_factor_median": statistics.median(r["real_time_factor"] for r in rs),
+            "peak_rss_mb_median": statistics.median(r["rss_mb"]["peak"] for r in rs),
+            "loaded_rss_mb_median": statistics.median(r["rss_mb"]["loaded"] for r in rs),
+        }
+    print(f"\n{'step':<16}" + "".join(f"{k + ' s clip':>14}" for k in summary))
+    for step in STEPS:
+        print(
+            f"{step:<16}" + "".join(f"{v['steps_median'][step]:>14.3f}" for v in summary.values())
+        )
+    for label, key in (
+        ("RTF (dub)", "real_time_factor_median"),
+        ("peak RSS MB", "peak_rss_mb_median"),
+    ):
+        print(f"{label:<16}" + "".join(f"{v[key]:>14}" for v in summary.values()))
+    result = {
+        "benchmark": "dub_profile",
+        "model": args.model,
+        "machine": machine(args.threads),
+        "summary": summary,
+        "runs": {str(k): v for k, v in runs.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".part")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
