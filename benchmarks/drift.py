@@ -257,10 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         },
         "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
     }
+    from dubops.fileio import write_json
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".part")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

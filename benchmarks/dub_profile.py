@@ -262,10 +262,10 @@ def main() -> None:
         "summary": summary,
         "runs": {str(k): v for k, v in runs.items()},
     }
+    from dubops.fileio import write_json
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".part")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -43,6 +43,7 @@ from tests.fixtures.served_model import (
     as_json_fields,
     clip_media,
     descendants,
+    poll,
     start_server,
 )
 
@@ -155,7 +156,7 @@ class Served:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         code = self.server.process.wait(30)
-        _poll(lambda: not any(alive(pid) for pid in processes), 30, "the killed processes gone")
+        poll(lambda: not any(alive(pid) for pid in processes), 30, "the killed processes gone")
         return code
 
     def stop(self) -> None:
@@ -220,18 +221,6 @@ def media(champion) -> dict[str, Any]:
 # -- helpers -----------------------------------------------------------------------
 
 
-def _poll(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
-    """``check()`` until it is truthy; its value (AssertionError naming ``what`` if late)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
-        time.sleep(interval)
-
-
 def _metric(url: str, name: str, **labels: str) -> float:
     """The sum of one sample name's values in a ``/metrics`` scrape (over pids, too)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -260,7 +249,7 @@ def _job(url: str, job_id: str, headers: dict[str, str] | None = None) -> dict[s
 def _wait_job(
     url: str, job_id: str, states: tuple[str, ...], timeout: float, headers: dict | None = None
 ) -> dict[str, Any]:
-    return _poll(
+    return poll(
         lambda: (job := _job(url, job_id, headers))["state"] in states and job,
         timeout,
         f"job {job_id} reaching {states}",
@@ -434,19 +423,19 @@ def test_cancel_stops_a_running_job(functional, media):
         seen.append(answer.status_code)
         return answer.status_code == 200 and answer.json()["stage"] == "generate"
 
-    _poll(sampling, 60, "the job reaching the sampler")
+    poll(sampling, 60, "the job reaching the sampler")
     # The job pool is not the sync path: a dub is answered while the job samples (and
     # the job is polled all the while).
     with ThreadPoolExecutor(1) as pool:
         dub = pool.submit(httpx.post, url + "/dub", json=as_json_fields(media), timeout=120)
-        _poll(lambda: sampling() and dub.done(), 120, "the sync dub beside the job")
+        poll(lambda: sampling() and dub.done(), 120, "the sync dub beside the job")
         assert dub.result().status_code == 200, dub.result().text
     assert _job(url, job_id)["state"] == "running"
     deleted = httpx.delete(f"{url}/jobs/{job_id}", timeout=10)
     assert deleted.status_code == 200 and deleted.json()["state"] == "cancelled", deleted.text
     # The worker reports the outcome only once the work has returned: minutes of
     # sampling left, so seeing it within seconds means the sampler stopped.
-    _poll(
+    poll(
         lambda: _metric(url, "dubops_jobs_total", outcome="cancelled") > cancelled_before,
         30,
         "the cancelled job's work ending",
@@ -494,11 +483,11 @@ def test_full_queue_answers_429_and_health_stays_up(tight, media):
             headers=AUTH,
             timeout=60,
         )
-        _poll(lambda: _batches(url) > batches, 10, "the slow dub reaching the model")
+        poll(lambda: _batches(url) > batches, 10, "the slow dub reaching the model")
         waiting = pool.submit(
             httpx.post, url + "/dub", json=as_json_fields(media), headers=AUTH, timeout=60
         )
-        _poll(
+        poll(
             lambda: _metric(url, "dubops_queue_depth", queue="sync") >= 2,
             5,
             "the second dub queueing",
@@ -798,7 +787,7 @@ def test_sigterm_lets_the_in_flight_dub_finish(functional, media):
         pending = pool.submit(
             httpx.post, url + "/dub", json=as_json_fields(media, target_seconds=8), timeout=120
         )
-        _poll(lambda: _batches(url) > batches, 30, "the dub reaching the model")
+        poll(lambda: _batches(url) > batches, 30, "the dub reaching the model")
         code = functional.server.stop(signal.SIGTERM)
         answer = pending.result()
     assert answer.status_code == 200, answer.text

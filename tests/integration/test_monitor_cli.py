@@ -136,18 +136,11 @@ def test_registered_champion_end_to_end(served_champion, tmp_path):
     clips, report against models:/dubbing@champion: run tagged, version tagged."""
     import mlflow
 
-    from dubops.inference import DubbingPipeline
-    from dubops.inference.corpus import describe_corpus
+    from tests.fixtures.served_model import describe_stages
 
     champion = served_champion
     stages = champion.stages
-    with DubbingPipeline.from_parts(
-        stages.graph,
-        reasoner_dir=stages.reasoner,
-        extractors_dir=stages.extractors,
-        library_dir=stages.library,
-    ) as pipeline:
-        features, vectors = describe_corpus(pipeline, stages.corpus, ["test_s1", "test_s2"])
+    features, vectors = describe_stages(stages, ["test_s1", "test_s2"])
     served = f"dubbing/{champion.version}"
     log = write_log(tmp_path / "log", features, vectors, version=served)
     sets = [a for s in champion.sets for a in ("--set", s)]

@@ -16,7 +16,7 @@ import base64
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,13 @@ import yaml
 
 from dubops.monitoring.dashboard_plot import load_dashboard, panel_queries, plot_dashboard
 from dubops.monitoring.prometheus_local import RULES_FILE, LocalPrometheus
-from tests.fixtures.served_model import SERVED_DRIFT_WINDOW, Champion, Server, start_server
+from tests.fixtures.served_model import (
+    SERVED_DRIFT_WINDOW,
+    Champion,
+    Server,
+    poll,
+    start_server,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +85,7 @@ def stack(served_champion, tmp_path_factory) -> Iterator[Stack]:
         tick = time.monotonic()
         target = server.url.removeprefix("http://")
         prometheus = LocalPrometheus(target, [_fast_rules(root)]).start()
-        _poll(
+        poll(
             lambda: prometheus.query('dubops_drift_window_size{server="bento"}'),
             30,
             "Prometheus's first scrape of the server",
@@ -108,17 +114,6 @@ def _fast_rules(root: Path) -> Path:
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _poll(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s (last: {value!r})")
-        time.sleep(interval)
 
 
 def _corpus_rows(corpus: Path) -> list[dict[str, Any]]:
@@ -200,7 +195,7 @@ def test_same_distribution_stays_quiet_and_drifted_clips_fire_the_alert(stack, t
     for row in rows[:: len(rows) // WINDOW][:WINDOW]:
         _dub(url, _dub_fields(corpus, row))
     sent = time.time()
-    _poll(lambda: _window_scored(prometheus, sent), 30, "a full, scored window in Prometheus")
+    poll(lambda: _window_scored(prometheus, sent), 30, "a full, scored window in Prometheus")
     # Several evaluation cycles past `for:` (1 s each): long enough to have fired.
     time.sleep(8)
     scores = _scores(prometheus)
@@ -213,11 +208,11 @@ def test_same_distribution_stays_quiet_and_drifted_clips_fire_the_alert(stack, t
     for row in rows[1 :: len(rows) // WINDOW][:WINDOW]:
         video = _at_fps(corpus / row["video_path"], DRIFTED_FPS, tmp_path / f"{row['clip_id']}.mp4")
         _dub(url, _dub_fields(corpus, row, video))
-    firing = _poll(lambda: _drift_alerts(prometheus, "firing"), 60, f"{ALERT} firing")
+    firing = poll(lambda: _drift_alerts(prometheus, "firing"), 60, f"{ALERT} firing")
     drifted = time.monotonic() - tick
     # The window is all 30 fps clips now: the two frame-rate distributions do not overlap.
     statistic = 'dubops_feature_drift{server="bento", feature="video_fps"}'
-    _poll(lambda: _value(prometheus, statistic) == 1.0, 30, "a KS statistic of 1 for video_fps")
+    poll(lambda: _value(prometheus, statistic) == 1.0, 30, "a KS statistic of 1 for video_fps")
 
     features = {a["labels"]["feature"] for a in firing}
     assert "video_fps" in features, firing
@@ -231,7 +226,7 @@ def test_same_distribution_stays_quiet_and_drifted_clips_fire_the_alert(stack, t
     # Every dub also reached the request log the drift thread writes.
     from dubops.monitoring.request_log import read_log
 
-    logged = _poll(
+    logged = poll(
         lambda: len(read_log(stack.root / "requests")) == 2 * WINDOW, 30, "the request log"
     )
     assert logged
