@@ -98,7 +98,7 @@ def score_windows(reference: Any, features: list, vectors: list, windows: int, s
     flagged, counts, top_scores = 0, {}, []
     for w in range(windows):
         take = order[w * size : (w + 1) * size]
-        report = reference.compare([_nan(features[i]) for i in take], [vectors[i] for i in take])
+        report = reference.compare([features[i] for i in take], [vectors[i] for i in take])
         over = [name for name, row in report.items() if row["score"] > 1]
         flagged += bool(over)
         for name in over:
@@ -165,10 +165,6 @@ def overhead(pipeline: Any, reference: Any, corpus: Path, rounds: int) -> dict[s
     }
 
 
-def _nan(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: float("nan") if v is None else v for k, v in record.items()}
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -202,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
         pipeline, args.data, list(watch.reference_splits), args.work / "records" / "reference.json"
     )
     reference = build_reference(
-        [_nan(f) for f in ref_features],
+        ref_features,
         ref_vectors,
         window=watch.window,
         alpha=watch.alpha,

@@ -125,9 +125,7 @@ def profile_one(model: str, data: Path, seconds: float, sets: list[str]) -> dict
     if tracker != "none":
         _timed(parts, "lip_alignment", mouth_tracks, clip.frames, tracker)
     prepared: dict[str, float] = {}
-    plans = _timed(
-        prepared, "prepare", _prepare_only, pipeline, reqs, media, conclusions, retrieval
-    )
+    plans = _timed(prepared, "prepare", pipeline.plan, reqs, media, conclusions, retrieval)
     times |= parts
     times["durations_plan"] = max(prepared["prepare"] - sum(parts.values()), 0.0)
     mels = _timed(times, "sampling", gen.sample, plans)
@@ -147,29 +145,6 @@ def profile_one(model: str, data: Path, seconds: float, sets: list[str]) -> dict
         "rss_mb": {"loaded": round(rss_loaded), "warm": round(rss_warm), "peak": round(rss_peak)},
         "torch_threads": torch.get_num_threads(),
     }
-
-
-def _prepare_only(pipeline: Any, reqs: list, media: list, conclusions: list, retrieval: Any):
-    """``DubbingPipeline.generate`` up to the sampler: each clip's plan."""
-    from dubops.speech.generator import Ablation
-
-    clip, c, req = media[0], conclusions[0], reqs[0]
-    footage = retrieval.tensors.batch(["0"]) if retrieval is not None else None
-    return [
-        pipeline.generator.prepare(
-            req.script,
-            clip.prompt,
-            clip.prompt_rate,
-            video_frames=clip.frames,
-            target_seconds=req.target_seconds,
-            conclusion=c.values,
-            footage=footage,
-            nfe=req.nfe,
-            ablation=Ablation(),
-            seed=req.seed,
-            fps=clip.fps,
-        )
-    ]
 
 
 def machine(threads: int) -> dict[str, Any]:

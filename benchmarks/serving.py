@@ -71,9 +71,8 @@ JOB_STATES_DONE = ("succeeded", "failed", "cancelled")
 STOP_TIMEOUT_S = 300
 # "features": monitoring's record of the clip (drift and the request log), timed apart.
 STEPS = ("read", "reason", "embed", "retrieve", "generate", "vocode", "features")
-# The micro champion carries a drift reference for windows of this many dubs, so both
-# servers score drift online while they are measured (its cost is in their figures).
-DRIFT_WINDOW = 8
+# The micro champion carries a drift reference (the tests' window), so both servers
+# score drift online while they are measured (its cost is in their figures).
 
 
 # -- the model and the clip ----------------------------------------------------------
@@ -87,21 +86,21 @@ def micro_champion(cache: Path) -> tuple[list[str], Path]:
     from scratch rather than served half-made.
     """
     marker = cache / "champion.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("drift_window") == DRIFT_WINDOW:
+    if marker.is_file() and json.loads(marker.read_text()).get("drift_window"):
         return json.loads(marker.read_text())["sets"], cache / "corpus"
     from dubops.config import load_config
     from dubops.data.synthetic import generate_corpus
-    from tests.fixtures.served_model import register_champion
+    from tests.fixtures.served_model import SERVED_DRIFT_WINDOW, register_champion
 
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
     print(f"building the micro champion in {cache} (once) ...", flush=True)
     corpus = cache / "corpus"
     generate_corpus(load_config("tiny", overrides=["synth.clips=48", "synth.workers=1"]), corpus)
-    champion = register_champion(corpus, cache, drift_window=DRIFT_WINDOW)
+    champion = register_champion(corpus, cache, drift_window=SERVED_DRIFT_WINDOW)
     _write_atomic(
         marker,
-        {"sets": champion.sets, "version": champion.version, "drift_window": DRIFT_WINDOW},
+        {"sets": champion.sets, "version": champion.version, "drift_window": SERVED_DRIFT_WINDOW},
     )
     return champion.sets, corpus
 

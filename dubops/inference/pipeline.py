@@ -286,6 +286,17 @@ class DubbingPipeline:
         ablation: Any = None,
     ) -> list[Any]:
         """Target mels: each clip's conditions, then the batched sampler."""
+        return self.generator.sample(self.plan(requests, media, conclusions, retrieval, ablation))
+
+    def plan(
+        self,
+        requests: Sequence[DubRequest],
+        media: Sequence[ClipMedia],
+        conclusions: Sequence[ClipConclusion],
+        retrieval: Retrieval | None,
+        ablation: Any = None,
+    ) -> list[Any]:
+        """Each clip's sampler input (phonemes, durations, lip alignment, conditions)."""
         from dubops.speech.generator import Ablation
 
         plans = []
@@ -309,7 +320,7 @@ class DubbingPipeline:
                     fps=clip.fps,
                 )
             )
-        return self.generator.sample(plans)
+        return plans
 
     def vocode(self, mels: Sequence[Any]) -> list[np.ndarray]:
         return [self.generator.vocode(mel) for mel in mels]
