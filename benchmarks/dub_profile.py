@@ -14,9 +14,11 @@ predictor, slot fitting, conditions), sampling, vocoder, mux.
 
 Clips longer than a corpus clip are corpus clips strung together (frames and
 scripts), so the script keeps its speaking rate. Runs are interleaved across
-lengths round by round (3, 10, 3, 10 ...; the 60 s clip ``--long-rounds`` times),
-and each figure is the median with its min-max spread. Records the CPU, cores,
-instruction sets, torch threads and malloc settings.
+lengths round by round (3, 10, 60, 3, 10, 60 ...; the 60 s clip in the first
+``--long-rounds`` rounds), and each figure is the median with its min-max
+spread. Records the CPU, cores, instruction sets, torch threads and malloc
+settings. Sampling includes the pieces a long clip is cut into
+(``speech.pieces``); ``--nfe`` sets the sampler's steps for every dub.
 
     python benchmarks/dub_profile.py --model models:/dubbing@champion --data data/tiny
 
@@ -88,8 +90,13 @@ def _timed(times: dict[str, float], name: str, call: Any, *args: Any, **kwargs: 
     return out
 
 
-def profile_one(model: str, data: Path, seconds: float, sets: list[str]) -> dict[str, Any]:
-    """One process's run: load, warm up, then one dub of a ``seconds`` clip, step by step."""
+def profile_one(
+    model: str, data: Path, seconds: float, sets: list[str], nfe: int | None = None
+) -> dict[str, Any]:
+    """One process's run: load, warm up, then one dub of a ``seconds`` clip, step by step.
+
+    ``nfe`` overrides the model's sampler steps (the request's ``nfe``), warm-up included.
+    """
     import torch
 
     from dubops.config import load_config
@@ -103,9 +110,11 @@ def profile_one(model: str, data: Path, seconds: float, sets: list[str]) -> dict
     pipeline, _ = _timed(times, "load", load_pipeline, config, model)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     folder = Path(tempfile.mkdtemp(prefix="dubops-profile-"))
-    pipeline.dub(long_request(data, 1.0, folder))
+    pipeline.dub(long_request(data, 1.0, folder).model_copy(update={"nfe": nfe}))
     rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    request: DubRequest = long_request(data, seconds, folder).model_copy(update={"mp4": True})
+    request: DubRequest = long_request(data, seconds, folder).model_copy(
+        update={"mp4": True, "nfe": nfe}
+    )
     reqs = [request]
     media = _timed(times, "read", pipeline.read_media, reqs)
     conclusions = _timed(times, "reason", pipeline.reason, reqs, media)
@@ -164,10 +173,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "tiny")
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--lengths", type=float, nargs="+", default=[3.0, 10.0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--long", type=float, default=60.0, help="0: skip the long clip")
-    parser.add_argument("--long-rounds", type=int, default=1)
+    parser.add_argument("--long-rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--nfe", type=int, help="sampler steps for every dub (default: the model's own)"
+    )
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dub_profile.json")
     args = parser.parse_args()
@@ -175,10 +187,14 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        print(json.dumps(profile_one(args.model, args.data, args.one, args.sets)))
+        print(json.dumps(profile_one(args.model, args.data, args.one, args.sets, args.nfe)))
         return
-    plan = [x for _ in range(args.rounds) for x in args.lengths]
-    plan += [args.long] * (args.long_rounds if args.long else 0)
+    # Round by round (3, 10, 60, 3, 10, 60 ...), the long clip in the first long-rounds.
+    plan = [
+        x
+        for r in range(args.rounds)
+        for x in [*args.lengths, *([args.long] if args.long and r < args.long_rounds else [])]
+    ]
     runs: dict[float, list[dict]] = {}
     for seconds in plan:
         command = [
@@ -194,6 +210,7 @@ def main() -> None:
             str(args.threads),
         ]
         command += [a for s in args.sets for a in ("--set", s)]
+        command += ["--nfe", str(args.nfe)] if args.nfe else []
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode:
             raise SystemExit(f"{seconds} s run failed:\n{done.stderr[-3000:]}")
@@ -233,6 +250,7 @@ def main() -> None:
     result = {
         "benchmark": "dub_profile",
         "model": args.model,
+        "nfe": args.nfe,
         "machine": machine(args.threads),
         "summary": summary,
         "runs": {str(k): v for k, v in runs.items()},

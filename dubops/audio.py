@@ -156,7 +156,9 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
     """Invert a log-mel to a waveform with no weights: pseudo-inverse + Griffin-Lim.
 
     The weight-free vocoder: the ceiling any mel model reaches with it is the
-    "copy-synthesis" baseline.
+    "copy-synthesis" baseline. With ``griffin_lim_momentum`` > 0 each new phase
+    estimate overshoots along its last change (fast Griffin-Lim), which converges
+    in fewer of the iterations that are this vocoder's whole cost.
     """
     import torch
 
@@ -168,6 +170,8 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
     angles = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=gen))
     spec = magnitude * angles
     wave = None
+    momentum = config.griffin_lim_momentum / (1 + config.griffin_lim_momentum)
+    previous = None
     for _ in range(config.griffin_lim_iters):
         wave = torch.istft(spec, config.n_fft, config.hop_length, config.win_length, window=window)
         rebuilt = torch.stft(
@@ -178,7 +182,9 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
             window=window,
             return_complex=True,
         )
-        spec = magnitude * torch.exp(1j * torch.angle(rebuilt))
+        phase = rebuilt if previous is None or not momentum else rebuilt - momentum * previous
+        previous = rebuilt
+        spec = magnitude * phase / (phase.abs() + 1e-16)
     wave = torch.istft(spec, config.n_fft, config.hop_length, config.win_length, window=window)
     wave = wave / max(1.0, float(wave.abs().max()))
     return wave.numpy().astype(np.float32)

@@ -44,11 +44,20 @@ class ReasoningResult:
 class Reasoner:
     """A trained reasoner and its processor, ready to answer."""
 
-    def __init__(self, model: Any, processor: Any, config: ReasonerConfig) -> None:
+    def __init__(
+        self, model: Any, processor: Any, config: ReasonerConfig, lookahead: int = 8
+    ) -> None:
+        from dubops.reasoning.drafting import AnswerDraft
+
         self.model = model
         self.processor = processor
         self.config = config
         self.fallbacks = 0
+        # One greedy clip at a time checks up to ``lookahead`` tokens guessed from
+        # earlier answers per pass (dubops.reasoning.drafting); 0 decodes token by token.
+        self.lookahead = lookahead
+        self.draft = AnswerDraft()
+        self.passes = 0  # forward passes of the decoder, for benchmarks
 
     @classmethod
     def from_dir(cls, model_dir: str | Path) -> Reasoner:
@@ -116,17 +125,33 @@ class Reasoner:
         )
         device = next(self.model.parameters()).device
         enc = {k: v.to(device) for k, v in enc.items()}
+        limit = max_new_tokens or self.config.max_new_tokens
         sampling = {"do_sample": True, "temperature": temperature} if do_sample else {}
-        with torch.no_grad():
-            out = self.model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens or self.config.max_new_tokens,
-                use_cache=True,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-                **({"do_sample": False} | sampling),
+        if len(scripts) == 1 and not do_sample and self.lookahead > 0:
+            from dubops.reasoning.drafting import greedy_with_drafts
+
+            tokens, passes = greedy_with_drafts(
+                self.model, enc, self.draft, limit, tokenizer.eos_token_id, self.lookahead
             )
-        new = out[:, enc["input_ids"].shape[1] :]
+            new = torch.tensor([tokens])
+        else:
+            with torch.no_grad():
+                out = self.model.generate(
+                    **enc,
+                    max_new_tokens=limit,
+                    use_cache=True,
+                    eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id,
+                    **({"do_sample": False} | sampling),
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            passes = new.shape[1]
+        self.passes += passes
+        if not do_sample:  # greedy answers only: a sampled one would teach wrong guesses
+            lead = self.draft.context
+            for prompt, row in zip(enc["input_ids"], new, strict=True):
+                answer = row[row != tokenizer.pad_token_id].tolist()
+                self.draft.learn(prompt[-lead:].tolist() + answer)
         latency = (time.perf_counter() - began) / len(scripts)
         results = []
         for row in new:

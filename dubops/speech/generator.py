@@ -33,6 +33,7 @@ from dubops.speech.duration import predict_frames
 from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError, check_slot, prepare_prompt, slot_frames
 from dubops.speech.lip_align import align_to_mouth, mouth_tracks
+from dubops.speech.pieces import split_plan
 from dubops.speech.settings import GuidanceScales, LipAlignConfig, SpeechConfig
 from dubops.speech.synthesis import aligned_text, generate_mel, unaligned_text
 from dubops.speech.text import PAUSE
@@ -126,7 +127,9 @@ class SpeechPlan:
     """One clip ready for the sampler: everything but the noise.
 
     ``condition`` is the ControlNet input of each guidance branch ``(r, n, d)``
-    (``n`` = prompt + target frames); ``text`` the model ids ``(1, nt)``. Plans of
+    (``n`` = prompt + target frames); ``text`` the model ids ``(1, nt)``;
+    ``phonemes`` the corpus ids with their ``durations`` and ``pause`` slots, which
+    let a long plan be cut into pieces (:mod:`dubops.speech.pieces`). Plans of
     several clips go through one batched sampler call (:func:`sample_plans`).
     """
 
@@ -138,6 +141,8 @@ class SpeechPlan:
     speech: SpeechConfig
     seed: int = 0
     durations: torch.Tensor | None = None
+    phonemes: torch.Tensor | None = None
+    pause: torch.Tensor | None = None
 
     @property
     def frames(self) -> int:
@@ -210,8 +215,18 @@ def plan_clip_mel(
         text = aligned_text(len(prompt_mel), ids.cpu(), durations)
     else:
         text = unaligned_text(ids.cpu()[:0], ids.cpu())
+    pause = (ids == item["pause_id"]).cpu() if "pause_id" in item else None
     return SpeechPlan(
-        prompt_mel, text, target_frames, condition, guidance, speech, seed, durations.cpu()
+        prompt_mel,
+        text,
+        target_frames,
+        condition,
+        guidance,
+        speech,
+        seed,
+        durations.cpu(),
+        ids.cpu(),
+        pause,
     )
 
 
@@ -220,32 +235,53 @@ def plan_clip_mel(
 MAX_PADDING_RATIO = 1.15
 
 
-def sample_plans(model: Any, plans: list[SpeechPlan]) -> list[torch.Tensor]:
+def sample_plans(
+    model: Any,
+    plans: list[SpeechPlan],
+    max_piece_frames: int | None = None,
+    max_batch: int | None = None,
+) -> list[torch.Tensor]:
     """Target mels ``(target_frames, m)`` of several clips, batched by length.
 
-    Plans with the same sampler settings are sorted by length and cut into groups
-    whose longest is at most :data:`MAX_PADDING_RATIO` times their shortest; each
-    group is one sampler call. One clip samples exactly as it always has; several
-    are padded to the longest, masked, and each starts from the noise its own seed
-    draws for its own length, so a clip's mel does not depend on its batch-mates
-    beyond float rounding.
+    A plan longer than ``max_piece_frames`` is cut into pieces at word boundaries
+    (:func:`dubops.speech.pieces.split_plan`) whose mels are joined back. Plans
+    (or pieces) with the same sampler settings are sorted by length and cut into
+    groups whose longest is at most :data:`MAX_PADDING_RATIO` times their
+    shortest, of at most ``max_batch``; each group is one sampler call. One clip
+    samples exactly as it always has; several are padded to the longest, masked,
+    and each starts from the noise its own seed draws for its own length, so a
+    clip's mel does not depend on its batch-mates beyond float rounding.
     """
-    out: list[torch.Tensor] = [torch.empty(0)] * len(plans)
-    settings: dict[str, list[int]] = {}
+    pieces: list[SpeechPlan] = []
+    owner: list[int] = []
     for i, plan in enumerate(plans):
-        settings.setdefault(plan.batch_key(), []).append(i)
+        for piece in split_plan(plan, max_piece_frames):
+            pieces.append(piece)
+            owner.append(i)
+    mels: list[torch.Tensor] = [torch.empty(0)] * len(pieces)
+    settings: dict[str, list[int]] = {}
+    for i, piece in enumerate(pieces):
+        settings.setdefault(piece.batch_key(), []).append(i)
     for rows in settings.values():
-        for group in _length_groups(rows, plans):
-            mels = _sample_group(model, [plans[i] for i in group])
-            for i, mel in zip(group, mels, strict=True):
-                out[i] = mel
-    return out
+        for group in _length_groups(rows, pieces, max_batch):
+            for i, mel in zip(group, _sample_group(model, [pieces[i] for i in group]), strict=True):
+                mels[i] = mel
+    joined: list[list[torch.Tensor]] = [[] for _ in plans]
+    for i, mel in zip(owner, mels, strict=True):
+        joined[i].append(mel)
+    return [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in joined]
 
 
-def _length_groups(rows: list[int], plans: list[SpeechPlan]) -> list[list[int]]:
+def _length_groups(
+    rows: list[int], plans: list[SpeechPlan], max_batch: int | None = None
+) -> list[list[int]]:
     groups: list[list[int]] = []
     for i in sorted(rows, key=lambda r: plans[r].frames):
-        if groups and plans[i].frames <= plans[groups[-1][0]].frames * MAX_PADDING_RATIO:
+        if (
+            groups
+            and plans[i].frames <= plans[groups[-1][0]].frames * MAX_PADDING_RATIO
+            and (max_batch is None or len(groups[-1]) < max_batch)
+        ):
             groups[-1].append(i)
         else:
             groups.append([i])
@@ -440,8 +476,12 @@ class SpeechGenerator:
         )
 
     def sample(self, plans: list[SpeechPlan]) -> list[torch.Tensor]:
-        """Target mels ``(frames, m)`` of several prepared clips (batched sampler calls)."""
-        return sample_plans(self.model, plans)
+        """Target mels ``(frames, m)`` of several prepared clips (batched sampler calls);
+        a clip longer than ``speech.pieces.max_seconds`` is sampled in pieces."""
+        pieces = self.speech.pieces
+        return sample_plans(
+            self.model, plans, slot_frames(pieces.max_seconds, self.audio), pieces.batch
+        )
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:
         """A target mel ``(frames, m)`` -> the waveform at the audio config's rate."""

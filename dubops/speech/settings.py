@@ -135,6 +135,20 @@ class LipAlignConfig(Section):
         return ratios
 
 
+class PieceConfig(Section):
+    """Inference: long clips sampled in pieces (dubops.speech.pieces)."""
+
+    max_seconds: float = Field(
+        8.0,
+        ge=1.0,
+        description="longest piece; a longer clip is cut at word boundaries into pieces of "
+        "about equal length (cost per second is flat from ~3 to ~10 s, quadratic beyond)",
+    )
+    batch: int = Field(
+        4, ge=1, description="pieces (and clips) per sampler call: the bound on its memory"
+    )
+
+
 class SpeechConfig(Section):
     """The ``speech`` section: text mode, network sizes, objective, sampler, stages."""
 
@@ -148,6 +162,7 @@ class SpeechConfig(Section):
     duration: DurationConfig = DurationConfig()
     duration_refine: DurationRefineConfig = DurationRefineConfig()
     lip_align: LipAlignConfig = LipAlignConfig()
+    pieces: PieceConfig = PieceConfig()
     pretrain: TrainConfig = TrainConfig()
     controlnet_training: TrainConfig = TrainConfig(lr=1e-4, warmup_steps=500)
     vocoder: Literal["griffin-lim", "vocos"] = "griffin-lim"

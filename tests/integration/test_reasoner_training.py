@@ -164,6 +164,30 @@ def test_batched_greedy_answers_equal_one_at_a_time(small_synthetic_corpus):
     assert reasoner.fallbacks == 1
 
 
+def test_drafted_greedy_answers_are_the_token_by_token_ones_in_fewer_passes(
+    small_synthetic_corpus,
+):
+    from dubops.reasoning.inference import Reasoner
+
+    model, processor, rc, train = _micro_model(small_synthetic_corpus, clips=3)
+    scripts = list(train.rows.script)
+    paths = [small_synthetic_corpus / p for p in train.rows.video_path]
+
+    def answers(reasoner):
+        return [
+            reasoner.reason([p], [s], max_new_tokens=40)[0].text
+            for p, s in zip(paths, scripts, strict=True)
+        ]
+
+    plain = Reasoner(model.eval(), processor, rc, lookahead=0)
+    expected = answers(plain)
+    drafted = Reasoner(model, processor, rc)
+    assert answers(drafted) == expected  # the draft learns as it answers
+    before = drafted.passes
+    assert answers(drafted) == expected
+    assert drafted.passes - before < plain.passes / 3
+
+
 def test_a_local_pretrained_checkpoint_trains_lora_adapters(small_synthetic_corpus, tmp_path):
     """The base preset's path (local checkpoint + LoRA) on a small checkpoint we save."""
     from safetensors.torch import load_file
