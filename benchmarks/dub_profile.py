@@ -22,6 +22,10 @@ settings. Sampling includes the pieces a long clip is cut into
 
     python benchmarks/dub_profile.py --model models:/dubbing@champion --data data/tiny
 
+``--before CHECKOUT`` (a clone of another commit with its own ``.venv``) profiles that
+version too, its run and ours alternating on each clip, and reports the speed-up as
+the median over clip pairs of before / after.
+
 Writes ``benchmarks/results/dub_profile.json``.
 """
 
@@ -167,6 +171,37 @@ def machine(threads: int) -> dict[str, Any]:
     }
 
 
+def _summary(rs: list[dict]) -> dict[str, Any]:
+    dubs = [r["dub_seconds"] for r in rs]
+    return {
+        "runs": len(rs),
+        "steps_median": {
+            s: round(statistics.median(r["steps"].get(s, 0.0) for r in rs), 3) for s in STEPS
+        },
+        "dub_seconds": [min(dubs), statistics.median(dubs), max(dubs)],
+        "real_time_factor_median": statistics.median(r["real_time_factor"] for r in rs),
+        "real_time_factor_range": [
+            min(r["real_time_factor"] for r in rs),
+            max(r["real_time_factor"] for r in rs),
+        ],
+        "peak_rss_mb_median": statistics.median(r["rss_mb"]["peak"] for r in rs),
+        "loaded_rss_mb_median": statistics.median(r["rss_mb"]["loaded"] for r in rs),
+    }
+
+
+def _print_table(title: str, summary: dict[str, dict[str, Any]]) -> None:
+    print(f"\n{title}\n{'step':<16}" + "".join(f"{k + ' s clip':>14}" for k in summary))
+    for step in STEPS:
+        print(
+            f"{step:<16}" + "".join(f"{v['steps_median'][step]:>14.3f}" for v in summary.values())
+        )
+    for label, key in (
+        ("RTF (dub)", "real_time_factor_median"),
+        ("peak RSS MB", "peak_rss_mb_median"),
+    ):
+        print(f"{label:<16}" + "".join(f"{v[key]:>14}" for v in summary.values()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="models:/dubbing@champion")
@@ -180,6 +215,12 @@ def main() -> None:
     parser.add_argument(
         "--nfe", type=int, help="sampler steps for every dub (default: the model's own)"
     )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of the version to compare with (its own .venv): each run of it "
+        "alternates with one of this tree on the same clip; the model's own settings",
+    )
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dub_profile.json")
     args = parser.parse_args()
@@ -189,77 +230,82 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         print(json.dumps(profile_one(args.model, args.data, args.one, args.sets, args.nfe)))
         return
-    # Round by round (3, 10, 60, 3, 10, 60 ...), the long clip in the first long-rounds.
+    common = ["--model", args.model, "--data", str(args.data), "--threads", str(args.threads)]
+    common += [a for s in args.sets for a in ("--set", s)]
+    systems = {"after": [sys.executable, __file__, *common]}
+    systems["after"] += ["--nfe", str(args.nfe)] if args.nfe else []
+    if args.before:
+        before = args.before.resolve()
+        script = [str(before / ".venv/bin/python"), str(before / "benchmarks/dub_profile.py")]
+        systems = {"before": [*script, *common], **systems}
+    # Round by round (3, 10, 60, 3, 10, 60 ...), the long clip in the first long-rounds;
+    # on each clip the systems in turn.
     plan = [
         x
         for r in range(args.rounds)
         for x in [*args.lengths, *([args.long] if args.long and r < args.long_rounds else [])]
     ]
-    runs: dict[float, list[dict]] = {}
+    runs: dict[str, dict[float, list[dict]]] = {name: {} for name in systems}
     for seconds in plan:
-        command = [
-            sys.executable,
-            __file__,
-            "--one",
-            str(seconds),
-            "--model",
-            args.model,
-            "--data",
-            str(args.data),
-            "--threads",
-            str(args.threads),
-        ]
-        command += [a for s in args.sets for a in ("--set", s)]
-        command += ["--nfe", str(args.nfe)] if args.nfe else []
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"{seconds} s run failed:\n{done.stderr[-3000:]}")
-        run = json.loads(done.stdout.strip().splitlines()[-1])
-        runs.setdefault(seconds, []).append(run)
-        print(
-            f"{seconds:>5.0f} s clip: dub {run['dub_seconds']} s, RTF {run['real_time_factor']}, "
-            f"peak {run['rss_mb']['peak']} MB",
-            flush=True,
-        )
-    summary = {}
-    for seconds, rs in runs.items():
-        summary[str(seconds)] = {
-            "runs": len(rs),
-            "steps_median": {
-                s: round(statistics.median(r["steps"].get(s, 0.0) for r in rs), 3) for s in STEPS
-            },
-            "dub_seconds": [
-                min(r["dub_seconds"] for r in rs),
-                statistics.median(r["dub_seconds"] for r in rs),
-                max(r["dub_seconds"] for r in rs),
-            ],
-            "real_time_factor_median": statistics.median(r["real_time_factor"] for r in rs),
-            "peak_rss_mb_median": statistics.median(r["rss_mb"]["peak"] for r in rs),
-            "loaded_rss_mb_median": statistics.median(r["rss_mb"]["loaded"] for r in rs),
-        }
-    print(f"\n{'step':<16}" + "".join(f"{k + ' s clip':>14}" for k in summary))
-    for step in STEPS:
-        print(
-            f"{step:<16}" + "".join(f"{v['steps_median'][step]:>14.3f}" for v in summary.values())
-        )
-    for label, key in (
-        ("RTF (dub)", "real_time_factor_median"),
-        ("peak RSS MB", "peak_rss_mb_median"),
-    ):
-        print(f"{label:<16}" + "".join(f"{v[key]:>14}" for v in summary.values()))
-    result = {
+        for name, command in systems.items():
+            done = subprocess.run(
+                [*command, "--one", str(seconds)], capture_output=True, text=True, check=False
+            )
+            if done.returncode:
+                raise SystemExit(f"{name}: {seconds} s run failed:\n{done.stderr[-3000:]}")
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[name].setdefault(seconds, []).append(run)
+            print(
+                f"{name:>6} {seconds:>5.0f} s clip: dub {run['dub_seconds']} s, "
+                f"RTF {run['real_time_factor']}, peak {run['rss_mb']['peak']} MB",
+                flush=True,
+            )
+    summaries = {
+        name: {str(k): _summary(v) for k, v in by_length.items()}
+        for name, by_length in runs.items()
+    }
+    for name, summary in summaries.items():
+        _print_table(name, summary)
+    result: dict[str, Any] = {
         "benchmark": "dub_profile",
         "model": args.model,
         "nfe": args.nfe,
         "machine": machine(args.threads),
-        "summary": summary,
-        "runs": {str(k): v for k, v in runs.items()},
+        "summary": summaries["after"],
+        "runs": {str(k): v for k, v in runs["after"].items()},
     }
+    if args.before:
+        ratios = {}
+        for length, rs in runs["after"].items():
+            pairs = zip(runs["before"][length], rs, strict=True)
+            ratios[str(length)] = round(
+                statistics.median(b["dub_seconds"] / a["dub_seconds"] for b, a in pairs), 2
+            )
+        print("\nspeed-up (median of before/after per clip pair): " + json.dumps(ratios))
+        result |= {
+            "before": {
+                "checkout": str(args.before),
+                "commit": _commit(args.before),
+                "summary": summaries["before"],
+                "runs": {str(k): v for k, v in runs["before"].items()},
+            },
+            "after_commit": _commit(ROOT),
+            "speedup": ratios,
+        }
     from dubops.fileio import write_json
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, result)
     print(f"wrote {args.out}")
+
+
+def _commit(repo: Path) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ standard errors of zero".
     python benchmarks/sampler_quality.py --model models:/dubbing@champion --data data/tiny \
         --nfe 16 12 8 6
 
-Wavs go under ``--work`` (resumable: a setting's clips already written are kept);
-writes ``benchmarks/results/sampler_quality.json``.
+Wavs go under ``--work`` (resumable: a setting's clips already written are kept,
+with the sampling seconds measured when they were made); writes
+``benchmarks/results/sampler_quality.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -46,10 +48,16 @@ METRICS = {
 def dub_settings(
     pipeline: Any, requests: list[Any], settings: dict[str, int], work: Path, batch: int
 ) -> dict[str, list[float]]:
-    """Write ``work/<setting>/<clip_id>.wav`` for every setting; sampling seconds per clip."""
+    """Write ``work/<setting>/<clip_id>.wav`` for every setting; sampling seconds per clip
+    of each batch, kept in ``work/seconds.json`` across resumed runs."""
     import soundfile as sf
 
-    seconds: dict[str, list[float]] = {name: [] for name in settings}
+    from dubops.fileio import write_json
+
+    kept = work / "seconds.json"
+    seconds: dict[str, list[float]] = json.loads(kept.read_text()) if kept.is_file() else {}
+    for name in settings:
+        seconds.setdefault(name, [])
     for name in settings:
         (work / name).mkdir(parents=True, exist_ok=True)
     for start in range(0, len(requests), batch):
@@ -70,6 +78,7 @@ def dub_settings(
             tick = time.perf_counter()
             mels = pipeline.generator.sample(plans)
             seconds[name].append((time.perf_counter() - tick) / len(reqs))
+            write_json(kept, seconds)
             for req, wave in zip(reqs, pipeline.vocode(mels), strict=True):
                 tmp = work / name / f".{req.clip_id}.tmp.wav"
                 sf.write(tmp, wave, pipeline.sample_rate)
@@ -117,13 +126,17 @@ def compare(tables: dict[str, Any], reference: str) -> dict[str, dict[str, Any]]
                 values, base = values.abs(), base.abs()
             d = (values - base).dropna()
             se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-            row[column] = _stat(float(values.mean()), float(d.mean()), se)
+            sem = float(values.std(ddof=1) / math.sqrt(values.notna().sum()))
+            row[column] = _stat(float(values.mean()), float(d.mean()), se, sem)
         out[name] = row
     return out
 
 
-def _stat(mean: float, diff: float, se: float) -> dict[str, float]:
-    return {"mean": round(float(mean), 4), "diff": round(float(diff), 4), "se": round(float(se), 4)}
+def _stat(mean: float, diff: float, se: float, se_mean: float | None = None) -> dict[str, float]:
+    out = {"mean": round(float(mean), 4), "diff": round(float(diff), 4), "se": round(float(se), 4)}
+    if se_mean is not None:
+        out["se_of_mean"] = round(float(se_mean), 4)
+    return out
 
 
 def main() -> None:
@@ -145,6 +158,19 @@ def main() -> None:
     parser.add_argument("--max-clips", type=int)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--reuse-scores",
+        action="store_true",
+        help="keep the per-clip scores of an earlier run when every setting has them",
+    )
+    parser.add_argument(
+        "--griffin-lim",
+        nargs=2,
+        type=float,
+        metavar=("ITERS", "MOMENTUM"),
+        help="vocode with these Griffin-Lim settings instead of audio's (a resumed run "
+        "must match the vocoder its earlier clips were made with)",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "sampler-quality")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks/results/sampler_quality.json"
@@ -158,6 +184,15 @@ def main() -> None:
     requests = [row_request(args.data, row) for row in rows]
     print(f"{len(requests)} clips, settings {list(settings)} (reference {reference})", flush=True)
     with load_pipeline(config, args.model)[0] as pipeline:
+        vocoder = pipeline.generator.vocoder
+        if args.griffin_lim:
+            iters, momentum = args.griffin_lim
+            update = {"griffin_lim_iters": int(iters), "griffin_lim_momentum": momentum}
+            vocoder.audio = vocoder.audio.model_copy(update=update)
+        griffin_lim = {
+            "iters": vocoder.audio.griffin_lim_iters,
+            "momentum": vocoder.audio.griffin_lim_momentum,
+        }
         seconds = dub_settings(pipeline, requests, settings, args.work, args.batch)
     print("scoring ...", flush=True)
     options = EvalOptions(splits=tuple(args.splits), mos=False, max_clips=args.max_clips)
@@ -201,9 +236,12 @@ def main() -> None:
             "model": args.model,
             "reference": reference,
             "splits": args.splits,
+            "griffin_lim": griffin_lim,
             "machine": cpu_description() | {"torch_threads": args.threads},
             "settings": result_rows,
-            "note": "diff = setting - reference, clip by clip; se = its standard error",
+            "note": "diff = setting - reference, clip by clip; se = its standard error; "
+            "se_of_mean = the standard error of the setting's own mean; sampling seconds "
+            "per clip are medians over the batches of the run that made the clips",
         },
     )
     print(f"wrote {args.out}")
