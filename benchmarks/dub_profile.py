@@ -65,26 +65,47 @@ STEPS = (
 MALLOC_VARS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
-def long_request(data: Path, seconds: float, folder: Path) -> Any:
-    """A request of ``seconds`` of video (an mp4 in ``folder``): held-out clips strung
-    together, their scripts joined; the first clip's timbre prompt."""
-    from dubops.data.datasets import load_manifest
+def strung_clip(
+    data: Path, rows: list[dict], seconds: float, path: Path, exact: bool = True
+) -> tuple[Any, int]:
+    """A request of ``seconds`` of video written to ``path`` and the rows it used: the
+    clips of ``rows`` strung together in order, their scripts joined, the first clip's
+    timbre prompt. ``exact`` cuts the video at ``seconds`` (the script keeps the last
+    clip's words); otherwise every used clip stays whole."""
     from dubops.inference.corpus import row_request
     from dubops.video import read_video, write_video
 
-    rows = load_manifest(data, ["test_s1", "test_s2"]).to_dict("records")
     first = row_request(data, rows[0])
-    frames, scripts, fps = [], [], 25.0
+    frames, scripts, fps, used = [], [], 25.0, 0
     for row in rows:
         request = row_request(data, row)
         clip, fps = read_video(request.video)
         frames.extend(clip)
         scripts.append(request.script.rstrip(".!?") + ".")
+        used += 1
         if len(frames) >= seconds * fps:
             break
+    keep = round(seconds * fps) if exact else len(frames)
+    write_video(path, np.stack(frames[:keep]), fps)
+    update = {"video": path, "script": " ".join(scripts), "clip_id": None}
+    return first.model_copy(update=update), used
+
+
+def long_request(data: Path, seconds: float, folder: Path) -> Any:
+    """A request of ``seconds`` of video in ``folder`` (made once, then reused): held-out
+    clips strung together (:func:`strung_clip`)."""
+    from dubops.data.datasets import load_manifest
+
     path = folder / f"clip-{seconds:g}s.mp4"
-    write_video(path, np.stack(frames[: round(seconds * fps)]), fps)
-    return first.model_copy(update={"video": path, "script": " ".join(scripts), "clip_id": None})
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        from dubops.inference.request import DubRequest
+
+        return DubRequest(**json.loads(meta.read_text()))
+    rows = load_manifest(data, ["test_s1", "test_s2"]).to_dict("records")
+    request = strung_clip(data, rows, seconds, path)[0]
+    meta.write_text(request.model_dump_json())
+    return request
 
 
 def _timed(times: dict[str, float], name: str, call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -95,11 +116,18 @@ def _timed(times: dict[str, float], name: str, call: Any, *args: Any, **kwargs: 
 
 
 def profile_one(
-    model: str, data: Path, seconds: float, sets: list[str], nfe: int | None = None
+    model: str,
+    data: Path,
+    seconds: float,
+    sets: list[str],
+    nfe: int | None = None,
+    clips: Path | None = None,
 ) -> dict[str, Any]:
     """One process's run: load, warm up, then one dub of a ``seconds`` clip, step by step.
 
     ``nfe`` overrides the model's sampler steps (the request's ``nfe``), warm-up included.
+    ``clips`` holds the strung clips made beforehand (by the parent process, so the
+    peak memory is the dub's, not the clip's making).
     """
     import torch
 
@@ -113,7 +141,7 @@ def profile_one(
     times: dict[str, float] = {}
     pipeline, _ = _timed(times, "load", load_pipeline, config, model)
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    folder = Path(tempfile.mkdtemp(prefix="dubops-profile-"))
+    folder = clips or Path(tempfile.mkdtemp(prefix="dubops-profile-"))
     pipeline.dub(long_request(data, 1.0, folder).model_copy(update={"nfe": nfe}))
     rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     request: DubRequest = long_request(data, seconds, folder).model_copy(
@@ -148,7 +176,8 @@ def profile_one(
     audio = len(waves[0]) / pipeline.sample_rate
     dub = sum(v for k, v in times.items() if k != "load")
     pipeline.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    if clips is None:
+        shutil.rmtree(folder, ignore_errors=True)
     return {
         "seconds": seconds,
         "audio_seconds": round(audio, 3),
@@ -222,17 +251,22 @@ def main() -> None:
         "alternates with one of this tree on the same clip; the model's own settings",
     )
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--clips", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dub_profile.json")
     args = parser.parse_args()
     if args.one is not None:
         import torch
 
         torch.set_num_threads(args.threads)
-        print(json.dumps(profile_one(args.model, args.data, args.one, args.sets, args.nfe)))
+        run = profile_one(args.model, args.data, args.one, args.sets, args.nfe, args.clips)
+        print(json.dumps(run))
         return
     common = ["--model", args.model, "--data", str(args.data), "--threads", str(args.threads)]
     common += [a for s in args.sets for a in ("--set", s)]
-    systems = {"after": [sys.executable, __file__, *common]}
+    clips = Path(tempfile.mkdtemp(prefix="dubops-profile-"))
+    for seconds in {1.0, *args.lengths, *([args.long] if args.long else [])}:
+        long_request(args.data, seconds, clips)
+    systems = {"after": [sys.executable, __file__, *common, "--clips", str(clips)]}
     systems["after"] += ["--nfe", str(args.nfe)] if args.nfe else []
     if args.before:
         before = args.before.resolve()
@@ -295,6 +329,7 @@ def main() -> None:
     from dubops.fileio import write_json
 
     write_json(args.out, result)
+    shutil.rmtree(clips, ignore_errors=True)
     print(f"wrote {args.out}")
 
 

@@ -7,6 +7,10 @@ One invocation measures, on the same model and clips:
   every answer is forced to ``--new-tokens`` tokens so the runs do the same
   work (random weights would otherwise stop anywhere);
 * clips per second answering normally (greedy, stopping at the end token);
+* one clip at a time, token by token against drafted (``dubops.reasoning.drafting``:
+  guesses from earlier answers checked several per pass), interleaved clip by clip,
+  drafted first so no clip's own answer is in the draft when it is answered; the
+  first ``--draft-warmup`` clips only teach the draft, as a server's warm-up dub does;
 * SFT training samples per second (TRL ``SFTTrainer``, ``--sft-steps`` steps).
 
 With ``--model`` it uses a trained reasoner; otherwise the preset's model with
@@ -95,6 +99,49 @@ def _answer(reasoner, clips, batch: int) -> dict:
     }
 
 
+def _drafted(reasoner, clips, warmup: int) -> list[dict]:
+    """Token-by-token and drafted greedy answers, one clip at a time, interleaved."""
+    from dubops.reasoning.drafting import AnswerDraft
+
+    reasoner.draft = AnswerDraft()
+    paths, scripts = list(clips.rows.video_path), list(clips.rows.script)
+    for i in range(warmup):
+        reasoner.reason([paths[i]], [scripts[i]], images=[clips.images[i]])
+    runs = {8: [], 0: []}
+    same = 0
+    for i in range(warmup, len(paths)):
+        texts = {}
+        for lookahead in (8, 0):
+            reasoner.lookahead = lookahead
+            passes = reasoner.passes
+            start = time.perf_counter()
+            result = reasoner.reason([paths[i]], [scripts[i]], images=[clips.images[i]])[0]
+            seconds = time.perf_counter() - start
+            runs[lookahead].append((seconds, result.new_tokens, reasoner.passes - passes))
+            texts[lookahead] = result.text
+        same += texts[8] == texts[0]
+    reasoner.lookahead = 8
+    rows = []
+    for lookahead, what in ((0, "token by token"), (8, "drafted")):
+        seconds = sum(r[0] for r in runs[lookahead])
+        tokens = sum(r[1] for r in runs[lookahead])
+        n = len(runs[lookahead])
+        rows.append(
+            {
+                "what": f"reason 1 at a time, {what}",
+                "batch": 1,
+                "kv_cache": True,
+                "lookahead": lookahead,
+                "seconds": round(seconds, 3),
+                "tokens_per_second": round(tokens / seconds, 1),
+                "clips_per_second": round(n / seconds, 3),
+                "passes_per_clip": round(sum(r[2] for r in runs[lookahead]) / n, 1),
+                "same_answers": f"{same}/{n}",
+            }
+        )
+    return rows
+
+
 def _sft(reasoner, clips, steps: int, batch: int) -> dict:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -151,6 +198,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--clips", type=int, default=16, help="test clips answered")
     parser.add_argument("--sft-steps", type=int, default=10)
+    parser.add_argument(
+        "--draft-warmup", type=int, default=2, help="clips that only teach the draft"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
 
@@ -164,7 +214,9 @@ def main() -> None:
     rows = [_generate(reasoner, clips, 1, args.new_tokens, cache=False)]
     rows += [_generate(reasoner, clips, b, args.new_tokens, cache=True) for b in (1, 8)]
     if args.model is not None:
+        reasoner.lookahead = 0  # token by token here; the drafted rows follow
         rows += [_answer(reasoner, clips, b) for b in (1, 8)]
+        rows += _drafted(reasoner, clips, args.draft_warmup)
     reference = rows[0]["tokens_per_second"]
     for row in rows:
         row["speedup_vs_no_cache_batch_1"] = round(row["tokens_per_second"] / reference, 2)
@@ -176,14 +228,17 @@ def main() -> None:
         print(
             f"{row['what']:<34} {row['tokens_per_second']:>9.1f} {row['clips_per_second']:>8.3f}"
             f" {row['speedup_vs_no_cache_batch_1']:>6.2f}"
+            + (f"  {row['passes_per_clip']} passes/clip" if "passes_per_clip" in row else "")
         )
     print(f"{sft['what']:<34} {sft['samples_per_second']:>9.2f} samples/s")
     args.out.mkdir(parents=True, exist_ok=True)
+    from dubops.run_environment import cpu_description
+
     result = {
         "model": str(args.model) if args.model else f"{args.preset} preset, random weights",
         "threads": args.threads,
         "new_tokens": args.new_tokens,
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_description() | {"platform": platform.platform()},
         "generation": rows,
         "sft": sft,
     }

@@ -152,24 +152,36 @@ def _filter_pinv(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return np.linalg.pinv(filters).astype(np.float32)
 
 
-def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarray:
-    """Invert a log-mel to a waveform with no weights: pseudo-inverse + Griffin-Lim.
-
-    The weight-free vocoder: the ceiling any mel model reaches with it is the
-    "copy-synthesis" baseline. With ``griffin_lim_momentum`` > 0 each new phase
-    estimate overshoots along its last change (fast Griffin-Lim), which converges
-    in fewer of the iterations that are this vocoder's whole cost.
-    """
+def mel_magnitude(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> torch.Tensor:
+    """``(n_fft // 2 + 1, frames)`` linear magnitudes of a log-mel (filter pseudo-inverse)."""
     import torch
 
     mel_t = torch.as_tensor(mel, dtype=torch.float32)
     inverse = torch.from_numpy(_filter_pinv(config.sample_rate, config.n_fft, config.n_mels))
-    magnitude = (inverse @ torch.exp(mel_t)).clamp(min=0)
+    return (inverse @ torch.exp(mel_t)).clamp(min=0)
+
+
+def random_phase(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    """Unit complex numbers of uniformly random angle (Griffin-Lim's start)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    return torch.exp(2j * torch.pi * torch.rand(shape, generator=gen))
+
+
+def phase_iterations(
+    magnitude: torch.Tensor, phase: torch.Tensor, config: AudioConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Griffin-Lim from ``phase``: ``(wave, the last spectrogram's unit phase)``.
+
+    With ``griffin_lim_momentum`` > 0 each new phase estimate overshoots along its
+    last change (fast Griffin-Lim), which converges in fewer of the iterations that
+    are this vocoder's whole cost. The wave is not normalised.
+    """
+    import torch
+
     window = torch.hann_window(config.win_length)
-    gen = torch.Generator().manual_seed(0)
-    angles = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=gen))
-    spec = magnitude * angles
-    wave = None
+    spec = magnitude * phase
     momentum = config.griffin_lim_momentum / (1 + config.griffin_lim_momentum)
     previous = None
     for _ in range(config.griffin_lim_iters):
@@ -184,8 +196,20 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
         )
         phase = rebuilt if previous is None or not momentum else rebuilt - momentum * previous
         previous = rebuilt
-        spec = magnitude * phase / (phase.abs() + 1e-16)
+        phase = phase / (phase.abs() + 1e-16)
+        spec = magnitude * phase
     wave = torch.istft(spec, config.n_fft, config.hop_length, config.win_length, window=window)
+    return wave, phase
+
+
+def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarray:
+    """Invert a log-mel to a waveform with no weights: pseudo-inverse + Griffin-Lim.
+
+    The weight-free vocoder: the ceiling any mel model reaches with it is the
+    "copy-synthesis" baseline. Peak-normalised to at most 1.
+    """
+    magnitude = mel_magnitude(mel, config)
+    wave, _ = phase_iterations(magnitude, random_phase(tuple(magnitude.shape)), config)
     wave = wave / max(1.0, float(wave.abs().max()))
     return wave.numpy().astype(np.float32)
 

@@ -41,6 +41,12 @@ class AudioConfig(CheckedSection):
         description="fast Griffin-Lim (Perraudin et al. 2013): the phase estimate "
         "overshoots along its last change; 0 is plain Griffin-Lim",
     )
+    griffin_lim_chunk_frames: int = Field(
+        750,
+        ge=64,
+        description="the vocoder makes a longer mel this many frames (~8 s) at a time, so "
+        "its memory does not grow with the clip (dubops.speech.griffin_lim_chunks)",
+    )
 
 
 class VideoConfig(CheckedSection):

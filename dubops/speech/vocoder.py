@@ -76,9 +76,19 @@ class GriffinLimVocoder(Vocoder):
 
     def _decode(self, mel: torch.Tensor) -> torch.Tensor:
         from dubops.audio import griffin_lim
+        from dubops.speech.griffin_lim_chunks import griffin_lim_in_chunks
 
-        # One item at a time: griffin_lim peak-normalises its whole input.
-        waves = [torch.from_numpy(griffin_lim(m.cpu(), self.audio)) for m in mel]
+        # One item at a time: griffin_lim peak-normalises its whole input; a long one
+        # in chunks, so memory stays bounded.
+        chunk = self.audio.griffin_lim_chunk_frames
+        waves = [
+            torch.from_numpy(
+                griffin_lim_in_chunks(m.cpu(), self.audio, chunk)
+                if m.shape[-1] > chunk
+                else griffin_lim(m.cpu(), self.audio)
+            )
+            for m in mel
+        ]
         return torch.stack(waves).to(mel.device)
 
 
