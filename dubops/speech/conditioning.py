@@ -48,13 +48,22 @@ class FrameEncoder(nn.Module):
         )
         self.temporal = nn.Conv1d(dim, dim, 5, padding=2)
 
+    # Frames per CNN call at inference: a long clip's activations (110 MB for 60 s at
+    # 48 px in one call) stay bounded; each frame's features are the same either way.
+    inference_chunk = 256
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """``(b, f, 3, s, s)`` uint8 or float in [0, 1] -> ``(b, f, dim)``."""
         b, f = frames.shape[:2]
         x = frames.flatten(0, 1)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
-        h = self.cnn(x).view(b, f, -1)
+        step = len(x) if torch.is_grad_enabled() else self.inference_chunk
+        parts = [self._per_frame(x[i : i + step]) for i in range(0, len(x), max(step, 1))]
+        h = (parts[0] if len(parts) == 1 else torch.cat(parts)).view(b, f, -1)
         return h + self.temporal(h.transpose(1, 2)).transpose(1, 2)
+
+    def _per_frame(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x
+        return self.cnn(x)
 
 
 class ClipFrameEncoder(nn.Module):

@@ -85,8 +85,15 @@ def _frames_tensor(frames: np.ndarray | torch.Tensor, size: int) -> torch.Tensor
         raise SpeechInputError("video", f"frames must be (f, h, w, 3) RGB, got {tuple(x.shape)}")
     if x.shape[-1] == 3:
         x = x.permute(0, 3, 1, 2)
-    x = nnf.interpolate(x.float(), size=(size, size), mode="area")
-    return x.round().clamp(0, 255).to(torch.uint8)[None]
+    # 64 frames at a time: a long clip never has a float copy of all its frames.
+    parts = [
+        nnf.interpolate(x[i : i + 64].float(), size=(size, size), mode="area")
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        for i in range(0, len(x), 64)
+    ]
+    return torch.cat(parts)[None]
 
 
 def clip_durations(
