@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--fewer-nfe",
         type=int,
-        default=8,
+        default=5,
         help="ours at this many steps beside the reference at 16 (0: off); quality at "
         "these steps: benchmarks/sampler_quality.py",
     )
