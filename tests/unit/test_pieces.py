@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pytest
 import torch
 
-from dubops.config import load_config
-from dubops.data.datasets import PhonemeVocab
-from dubops.speech.cfm import FlowMatching
-from dubops.speech.data import MODEL_NOTEXT
-from dubops.speech.dit import DiT
-from dubops.speech.dubbing_model import DubbingModel
 from dubops.speech.generator import SpeechGenerator, sample_plans
 from dubops.speech.pieces import piece_spans, split_plan
 from dubops.speech.synthesis import aligned_text
+from tests.fixtures.random_generator import CONCLUSION, random_generator, sine_prompt
 
-SYMBOLS = list("abdefghiklmnoprstuvwz@IE0VU_")
-CONCLUSION = {"scene_type": "monologue", "gender": "female", "age": "adult", "emotion": "joy"}
 SCRIPT = (
     "The rain kept falling on the old town while we waited by the station for a train "
     "that never came, and nobody said a word until the lights went out."
@@ -57,29 +49,10 @@ def test_no_pause_in_reach_cuts_at_a_phoneme_boundary_and_a_long_phoneme_stays_w
 
 @pytest.fixture(scope="module")
 def generator() -> SpeechGenerator:
-    torch.manual_seed(0)
-    config = load_config(
-        "tiny",
-        overrides=[
-            "speech.dit={dim: 64, depth: 2, heads: 2, dim_head: 32, text_dim: 32, "
-            "conv_layers: 1, text_num_embeds: 128}",
-            "speech.controlnet.blocks=1",
-            "speech.controlnet.visual_dim=32",
-            "speech.duration={dim: 32, layers: 1}",
-            "speech.sampler.nfe=2",
-            "speech.pieces.max_seconds=2.0",
-            "audio.griffin_lim_iters=2",
-        ],
-    )
-    vocab = PhonemeVocab(SYMBOLS)
-    flow = FlowMatching(DiT(config.speech.dit), notext_id=MODEL_NOTEXT)
-    model = DubbingModel(flow, config.speech, len(vocab))
-    return SpeechGenerator(model, vocab, config.speech, config.audio)
+    return random_generator("speech.sampler.nfe=2", "speech.pieces.max_seconds=2.0")
 
 
-def _prompt(seconds: float = 1.0, rate: int = 24_000) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (0.1 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+_prompt = sine_prompt
 
 
 def _plan(generator: SpeechGenerator, seconds: float, seed: int = 0, script: str = SCRIPT):

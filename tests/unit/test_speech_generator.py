@@ -6,46 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from dubops.config import load_config
-from dubops.data.datasets import PhonemeVocab
-from dubops.speech.cfm import FlowMatching
-from dubops.speech.data import MODEL_NOTEXT
-from dubops.speech.dit import DiT
-from dubops.speech.dubbing_model import DubbingModel
 from dubops.speech.generator import Ablation, SpeechGenerator
 from dubops.speech.guidance import multi_condition
 from dubops.speech.inputs import SpeechInputError
 from dubops.speech.settings import GuidanceScales
 from dubops.speech.text import ScriptError
-
-SYMBOLS = list("abdefghiklmnoprstuvwz@IE0VU_")
-CONCLUSION = {"scene_type": "monologue", "gender": "female", "age": "adult", "emotion": "joy"}
+from tests.fixtures.random_generator import CONCLUSION, random_generator, sine_prompt
 
 
 @pytest.fixture(scope="module")
 def generator() -> SpeechGenerator:
-    torch.manual_seed(0)
-    config = load_config(
-        "tiny",
-        overrides=[
-            "speech.dit={dim: 64, depth: 2, heads: 2, dim_head: 32, text_dim: 32, "
-            "conv_layers: 1, text_num_embeds: 128}",
-            "speech.controlnet.blocks=1",
-            "speech.controlnet.visual_dim=32",
-            "speech.duration={dim: 32, layers: 1}",
-            "speech.sampler.nfe=4",
-            "audio.griffin_lim_iters=2",
-        ],
-    )
-    vocab = PhonemeVocab(SYMBOLS)
-    flow = FlowMatching(DiT(config.speech.dit), notext_id=MODEL_NOTEXT)
-    model = DubbingModel(flow, config.speech, len(vocab))
-    return SpeechGenerator(model, vocab, config.speech, config.audio)
+    return random_generator("speech.sampler.nfe=4")
 
 
-def _prompt(seconds: float = 1.0, rate: int = 24_000) -> np.ndarray:
-    t = np.arange(int(seconds * rate)) / rate
-    return (0.1 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+_prompt = sine_prompt
 
 
 def test_speech_fills_the_video_slot_exactly(generator):
