@@ -150,7 +150,8 @@ class DubbingPipeline:
         timer = _StageTimer(on_stage)
         seen = self._analyse(reqs, timer)
         with timer("generate"):
-            mels = self.generate(reqs, seen.media, seen.conclusions, seen.retrieval, ablation)
+            plans = self.plan(reqs, seen.media, seen.conclusions, seen.retrieval, ablation)
+            mels = self.generator.sample(plans)
         with timer("vocode"):
             waves = self.vocode(mels)
         mp4s: list[bytes | None] = [None] * len(reqs)
@@ -276,17 +277,6 @@ class DubbingPipeline:
         assert self.retriever is not None
         keys = [str(i) for i in range(len(requests))]  # names may repeat within a batch
         return self.retriever.retrieve(keys, vectors, [r.clip_id for r in requests])
-
-    def generate(
-        self,
-        requests: Sequence[DubRequest],
-        media: Sequence[ClipMedia],
-        conclusions: Sequence[ClipConclusion],
-        retrieval: Retrieval | None,
-        ablation: Any = None,
-    ) -> list[Any]:
-        """Target mels: each clip's conditions, then the batched sampler."""
-        return self.generator.sample(self.plan(requests, media, conclusions, retrieval, ablation))
 
     def plan(
         self,

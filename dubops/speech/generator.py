@@ -149,7 +149,14 @@ class SpeechPlan:
     seed: int = 0
     durations: torch.Tensor | None = None
     phonemes: torch.Tensor | None = None
-    pause: torch.Tensor | None = None
+    pause_id: int | None = None
+
+    @property
+    def pause(self) -> torch.Tensor | None:
+        """Which phonemes are pause slots (None without ``phonemes`` or a pause id)."""
+        if self.phonemes is None or self.pause_id is None:
+            return None
+        return self.phonemes == self.pause_id
 
     @property
     def frames(self) -> int:
@@ -222,7 +229,6 @@ def plan_clip_mel(
         text = aligned_text(len(prompt_mel), ids.cpu(), durations)
     else:
         text = unaligned_text(ids.cpu()[:0], ids.cpu())
-    pause = (ids == item["pause_id"]).cpu() if "pause_id" in item else None
     return SpeechPlan(
         prompt_mel,
         text,
@@ -233,7 +239,7 @@ def plan_clip_mel(
         seed,
         durations.cpu(),
         ids.cpu(),
-        pause,
+        item.get("pause_id"),
     )
 
 

@@ -53,16 +53,16 @@ def griffin_lim_in_chunks(
     bounds = [*cuts, n]
     length = (n - 1) * hop
     wave = torch.zeros(length)
-    phase_of: dict[int, torch.Tensor] = {}  # global frame -> the last chunk's unit phase
+    previous, previous_first = None, 0  # the last chunk's final unit phase, its first frame
     for start, stop in itertools.pairwise(bounds):
         first, last = max(0, start - context), min(n, stop + context)
         magnitude = mel_magnitude(mel_t[:, first:last], config)
         phase = random_phase(tuple(magnitude.shape), seed=start)
-        for frame in range(first, last):
-            if frame in phase_of:
-                phase[:, frame - first] = phase_of[frame]
-        piece, final = phase_iterations(magnitude, phase, config)
-        phase_of = {frame: final[:, frame - first] for frame in range(first, last)}
+        if previous is not None:  # the frames both chunks cover start where it ended
+            shared = previous[:, first - previous_first :]
+            phase[:, : shared.shape[1]] = shared
+        piece, previous = phase_iterations(magnitude, phase, config)
+        previous_first = first
         # The chunk's own samples, with a linear crossfade of ``fade`` either side of a cut.
         keep_from = start * hop - (fade if start > 0 else 0)
         keep_to = min(length, stop * hop + (fade if stop < n else 0))

@@ -93,7 +93,6 @@ def split_plan(plan: SpeechPlan, max_frames: int | None) -> list[SpeechPlan]:
                 seed=plan.seed + index,
                 durations=durations,
                 phonemes=ids,
-                pause=None if plan.pause is None else plan.pause[start:stop],
             )
         )
     return pieces

@@ -52,12 +52,9 @@ def generator() -> SpeechGenerator:
     return random_generator("speech.sampler.nfe=2", "speech.pieces.max_seconds=2.0")
 
 
-_prompt = sine_prompt
-
-
 def _plan(generator: SpeechGenerator, seconds: float, seed: int = 0, script: str = SCRIPT):
     return generator.prepare(
-        script, _prompt(), 24_000, target_seconds=seconds, conclusion=CONCLUSION, seed=seed
+        script, sine_prompt(), 24_000, target_seconds=seconds, conclusion=CONCLUSION, seed=seed
     )
 
 
@@ -94,5 +91,7 @@ def test_a_long_clip_is_sampled_in_pieces_and_a_short_one_as_before(generator):
 
 
 def test_the_generator_speaks_a_long_slot_exactly(generator):
-    wave = generator.generate(SCRIPT, _prompt(), 24_000, target_seconds=7.0, conclusion=CONCLUSION)
+    wave = generator.generate(
+        SCRIPT, sine_prompt(), 24_000, target_seconds=7.0, conclusion=CONCLUSION
+    )
     assert abs(len(wave) / 24_000 - 7.0) < 256 / 24_000 * 1.5

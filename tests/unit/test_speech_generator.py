@@ -19,13 +19,10 @@ def generator() -> SpeechGenerator:
     return random_generator("speech.sampler.nfe=4")
 
 
-_prompt = sine_prompt
-
-
 def test_speech_fills_the_video_slot_exactly(generator):
     frames = np.zeros((50, 40, 40, 3), dtype=np.uint8)  # 2.0 s at 25 fps
     wave = generator.generate(
-        "Hello there.", _prompt(), 24_000, video_frames=frames, conclusion=CONCLUSION
+        "Hello there.", sine_prompt(), 24_000, video_frames=frames, conclusion=CONCLUSION
     )
     assert abs(len(wave) / 24_000 - 2.0) < 256 / 24_000 * 1.5
     assert np.isfinite(wave).all()
@@ -35,7 +32,7 @@ def test_target_seconds_without_video_and_ablations(generator):
     for name in ("none", "no-visual", "no-conclusion", "no-duration"):
         wave = generator.generate(
             "Good morning.",
-            _prompt(),
+            sine_prompt(),
             24_000,
             target_seconds=1.5,
             conclusion=CONCLUSION,
@@ -45,7 +42,7 @@ def test_target_seconds_without_video_and_ablations(generator):
 
 
 def test_wrong_prompt_rate_is_resampled_not_refused(generator):
-    wave = generator.generate("Yes.", _prompt(rate=16_000), 16_000, target_seconds=1.0)
+    wave = generator.generate("Yes.", sine_prompt(rate=16_000), 16_000, target_seconds=1.0)
     assert abs(len(wave) / 24_000 - 1.0) < 0.02
 
 
@@ -53,7 +50,7 @@ def test_wrong_prompt_rate_is_resampled_not_refused(generator):
     ("kwargs", "error", "field"),
     [
         ({"script": "   "}, ScriptError, "script"),
-        ({"prompt_wav": _prompt(0.3)}, SpeechInputError, "prompt_wav"),
+        ({"prompt_wav": sine_prompt(0.3)}, SpeechInputError, "prompt_wav"),
         ({"target_seconds": 0.05}, SpeechInputError, "video"),
         ({"target_seconds": None}, SpeechInputError, "video"),
         ({"conclusion": {**CONCLUSION, "emotion": "bored"}}, SpeechInputError, "conclusion"),
@@ -62,7 +59,7 @@ def test_wrong_prompt_rate_is_resampled_not_refused(generator):
 def test_bad_input_is_a_clear_error(generator, kwargs, error, field):
     call = {
         "script": "Hello there, how are you today?",
-        "prompt_wav": _prompt(),
+        "prompt_wav": sine_prompt(),
         "prompt_sample_rate": 24_000,
         "target_seconds": 2.0,
         "conclusion": CONCLUSION,
@@ -73,7 +70,7 @@ def test_bad_input_is_a_clear_error(generator, kwargs, error, field):
 
 
 def test_unknown_characters_are_dropped_with_the_rest_spoken(generator):
-    wave = generator.generate("Hello ☃ there!", _prompt(), 24_000, target_seconds=1.0)
+    wave = generator.generate("Hello ☃ there!", sine_prompt(), 24_000, target_seconds=1.0)
     assert len(wave) > 0
 
 
@@ -110,8 +107,10 @@ def test_word_slots_give_every_word_boundary_a_pause_that_may_take_no_frames(gen
     plain_ids, slot_ids = generator.phoneme_ids(script), slotted.phoneme_ids(script)
     assert int((slot_ids == pause).sum()) > int((plain_ids == pause).sum())
     assert slot_ids[slot_ids != pause].equal(plain_ids[plain_ids != pause])
-    wave = slotted.generate(script, _prompt(), 24_000, target_seconds=2.0, conclusion=CONCLUSION)
-    assert len(wave) == len(generator.generate(script, _prompt(), 24_000, target_seconds=2.0))
+    wave = slotted.generate(
+        script, sine_prompt(), 24_000, target_seconds=2.0, conclusion=CONCLUSION
+    )
+    assert len(wave) == len(generator.generate(script, sine_prompt(), 24_000, target_seconds=2.0))
 
 
 def test_mouth_tracks_move_the_words_onto_the_open_mouth(generator):
