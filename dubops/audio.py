@@ -90,7 +90,7 @@ class MelFrontEnd:
 
         self.config = config
         self.window = torch.hann_window(config.win_length)
-        self.filters = torch.from_numpy(_mel_filters(config))  # (m, n_fft//2+1)
+        self.filters = torch.from_numpy(mel_filters(config))  # (m, n_fft//2+1)
 
     def __call__(self, wave: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Mel of ``wave`` ((t,) or (b, t)) -> ``(m, n)`` or ``(b, m, n)``."""
@@ -116,7 +116,7 @@ class MelFrontEnd:
         return mel[0] if squeeze else mel
 
 
-def _mel_filters(config: AudioConfig) -> np.ndarray:
+def mel_filters(config: AudioConfig) -> np.ndarray:
     """HTK-scale triangular filters without norm (torchaudio's defaults)."""
     n_freqs = config.n_fft // 2 + 1
     all_freqs = np.linspace(0, config.sample_rate // 2, n_freqs)
@@ -148,7 +148,7 @@ def _filter_pinv(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     from types import SimpleNamespace
 
     shape = SimpleNamespace(sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels)
-    filters = _mel_filters(shape).astype(np.float64)  # type: ignore[arg-type]
+    filters = mel_filters(shape).astype(np.float64)  # type: ignore[arg-type]
     return np.linalg.pinv(filters).astype(np.float32)
 
 

@@ -42,6 +42,7 @@ from dubops.speech.stages import (
     StageResult,
     export_weights,
     finish_stage,
+    refine_pitch_head,
     start_run_folder,
     val_prompts,
     with_time_limit,
@@ -103,7 +104,7 @@ def train_graph(
             f"library vectors have {library.info.dim} dimensions but graph.input_dim is "
             f"{graph.input_dim}; set graph.input_dim={library.info.dim}"
         )
-    model, vocab, speech = load_dubbing_model(cn_dir)
+    model, vocab, speech = load_dubbing_model(cn_dir, add_pitch=config.speech.pitch)
     cn_stage = json.loads((cn_dir / "stage.json").read_text())
     cn = speech.controlnet
     seed_everything(graph.training.seed)  # the graph's initial weights are part of the run
@@ -132,7 +133,10 @@ def train_graph(
             "ablation": graph.ablation,
         },
     )
-    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
+    train, val = ClipDataset.train_val(
+        data_dir, config.audio, vocab, speech, graph.training.context
+    )
+    model.context = graph.training.context
     ids = [*train.manifest["clip_id"], *val.manifest["clip_id"]]
     footage = cached_footage(library, ids, k, out / "footage_cache", exclude_self=True)
     library.close()
@@ -158,6 +162,7 @@ def train_graph(
     result = trainer.fit(train, collate, train.lengths(), val, val.lengths(), resume=resume)
     if result.checkpoint is not None:
         load_weights(result.checkpoint, model, use_ema=True)
+    refine_pitch_head(model, train, val, out, footage.batch)
     state = model.state_dict()
     graph_prefix = "emotion_module."
     export_weights(

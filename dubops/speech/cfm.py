@@ -176,16 +176,22 @@ class FlowMatching(nn.Module):
         generator: torch.Generator | None = None,
         control: Control | None = None,
         drops: tuple[bool, bool] | None = None,
+        hidden: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and the hidden-span mask.
 
         ``control`` is a ControlNet branch; ``drops`` = ``(drop_audio, drop_text)``
-        overrides the random guidance dropout (the ControlNet stage draws its own).
+        overrides the random guidance dropout (the ControlNet stage draws its own);
+        ``hidden (b, n)`` gives the frames to generate instead of F5's random span
+        (:mod:`dubops.speech.context`: a timbre prompt before the whole clip).
         """
         b, n, _ = mel.shape
         mask = lengths_to_mask(lengths, n)
-        span = random_span_mask(lengths, self.config.mask_min, self.config.mask_max, generator)
-        span = span[:, :n] & mask
+        if hidden is None:
+            hidden = random_span_mask(
+                lengths, self.config.mask_min, self.config.mask_max, generator
+            )
+        span = hidden[:, :n] & mask
         x0 = torch.randn(mel.shape, generator=generator, device=mel.device, dtype=mel.dtype)
         time = torch.rand(b, generator=generator, device=mel.device, dtype=mel.dtype)
         t = time[:, None, None]

@@ -129,6 +129,14 @@ def collate_utterances(items: Sequence[dict[str, Any]], text_mode: str) -> dict[
         "phoneme_mask": phoneme_mask,
         "durations": durations,
     }
+    if "f0" in items[0]:
+        batch["f0"] = pad_stack([it["f0"] for it in items])[0]
+        batch["prompt_logf0"] = torch.tensor([it["prompt_logf0"] for it in items])
+        batch["prompt_level"] = torch.tensor([it["prompt_level"] for it in items])
+    if "prompt_mel" in items[0]:
+        prompt_mel, prompt_mask = pad_stack([it["prompt_mel"] for it in items])
+        batch["prompt_mel"] = prompt_mel
+        batch["prompt_lengths"] = prompt_mask.sum(1)
     if "frames" in items[0]:
         batch["frames"] = pad_stack([it["frames"] for it in items])[0]
         batch["frame_lengths"] = torch.tensor([len(it["frames"]) for it in items])
@@ -150,29 +158,65 @@ class ClipDataset(UtteranceDataset):
         vocab: PhonemeVocab,
         frame_size: int,
         word_slots: bool = False,
+        prompts: bool = False,
+        pitch: bool = False,
     ) -> None:
         super().__init__(root, audio, splits, vocab, include_prompts=False)
         self.manifest = load_manifest(root, list(splits))
+        # F0 contours and prompt references, the pitch head's targets (dubops.speech.pitch).
+        self.pitch: dict[str, tuple[np.ndarray, float, float]] | None = None
+        if pitch:
+            from dubops.speech.pitch_targets import corpus_pitch
+
+            ids = list(self.manifest["clip_id"])
+            self.pitch = corpus_pitch(root, ids, audio, super().lengths())
         self.frame_size = frame_size
         self._frames: dict[int, torch.Tensor] = {}
+        # Each clip's timbre prompt mel, for a prompt-context objective (dubops.speech.context).
+        self.prompts = prompts
+        self._prompt_mels: dict[int, torch.Tensor] = {}
         if word_slots:
             self._add_pause_slots()
 
     @classmethod
     def train_val(
-        cls, root: str | Path, audio: AudioConfig, vocab: PhonemeVocab, speech: SpeechConfig
+        cls,
+        root: str | Path,
+        audio: AudioConfig,
+        vocab: PhonemeVocab,
+        speech: SpeechConfig,
+        context: str = "self",
     ) -> tuple[ClipDataset, ClipDataset]:
         """The train and val splits as a stage-2.2 model of ``speech`` reads them.
 
         Frame size and pause slots come from the model's settings, so every stage
         that trains or refines it (ControlNet, duration refinement, graph) sees
-        the same sequences.
+        the same sequences; a ``context`` other than ``self`` adds the prompts.
         """
         size, slots = speech.controlnet.frame_size, speech.duration.word_slots
+        extra = {"prompts": context != "self", "pitch": speech.pitch.enabled}
         return (
-            cls(root, audio, ["train"], vocab, size, word_slots=slots),
-            cls(root, audio, ["val"], vocab, size, word_slots=slots),
+            cls(root, audio, ["train"], vocab, size, word_slots=slots, **extra),
+            cls(root, audio, ["val"], vocab, size, word_slots=slots, **extra),
         )
+
+    def lengths(self) -> list[int]:
+        """Frames per item; with prompts, the prompt's too (the sequence the model reads)."""
+        clips = super().lengths()
+        if not self.prompts:
+            return clips
+        prompts = [int(sum(f)) for f in self.manifest["prompt_phoneme_frames"]]
+        return [c + p for c, p in zip(clips, prompts, strict=True)]
+
+    def prompt_mel(self, i: int) -> torch.Tensor:
+        """``(n_p, m)``: the mel of clip ``i``'s timbre prompt (another utterance, calm)."""
+        if i not in self._prompt_mels:
+            from dubops.audio import read_wav
+
+            path = self.layout.resolve(self.manifest.iloc[i]["prompt_audio_path"])
+            wave, _ = read_wav(path, self.audio.sample_rate)
+            self._prompt_mels[i] = self._mel(wave).T.contiguous()
+        return self._prompt_mels[i]
 
     def _add_pause_slots(self) -> None:
         """Phonemes and durations with a 0-frame pause at each boundary that had none.
@@ -207,7 +251,22 @@ class ClipDataset(UtteranceDataset):
         item["labels"] = encode_labels(self.manifest.iloc[i])
         item["clip_id"] = self.manifest.iloc[i]["clip_id"]
         item["pause_id"] = self.vocab.index.get(PAUSE, -1)  # pauses may get 0 frames
+        if self.prompts:
+            item["prompt_mel"] = self.prompt_mel(i)
+        if self.pitch is not None:
+            f0, reference, level = self.pitch[item["clip_id"]]
+            f0 = torch.from_numpy(np.asarray(f0, dtype=np.float32))[: len(item["mel"])]
+            item["f0"] = pad_to(f0, len(item["mel"]))
+            item["prompt_logf0"] = reference
+            item["prompt_level"] = level
         return item
+
+
+def pad_to(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x (k,)`` zero-padded (or cut) to ``n`` values."""
+    out = x.new_zeros(n)
+    out[: min(n, len(x))] = x[:n]
+    return out
 
 
 def load_frames(path: str | Path, size: int) -> torch.Tensor:

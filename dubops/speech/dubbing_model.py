@@ -4,7 +4,10 @@ Training draws the DeepDubber guidance dropout: video, conclusion and script are
 each dropped with ``condition_drop_prob`` (5 %); dropping the script also drops
 the prompt audio, as F5's unconditional branch does, and the prompt audio alone
 is still dropped with F5's 30 %. The loss is flow matching on the hidden span
-plus ``duration_loss_weight`` x the duration predictor's loss.
+plus ``duration_loss_weight`` x the duration predictor's loss. ``context``
+(:mod:`dubops.speech.context`) decides what the hidden span is: F5's infilling
+of the clip itself (``self``), or the whole clip after its timbre prompt, as
+inference sees it (``prompt``; the video then covers the clip's frames only).
 
 An optional ``emotion_module`` (Authentic-Dubber's graph synthesizer,
 :class:`dubops.emotion.conditioner.EmotionConditioner`) turns a batch's
@@ -16,6 +19,7 @@ changes, weights and outputs included.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 
 from dubops.speech.cfm import FlowMatching
@@ -26,8 +30,10 @@ from dubops.speech.conditioning import (
     FrameEncoder,
     to_mel_rate,
 )
+from dubops.speech.context import build_context, prompt_draws, shift_frames
 from dubops.speech.controlnet import ControlNet
 from dubops.speech.duration import DurationPredictor, duration_loss
+from dubops.speech.pitch import PitchHead, frame_phonemes, loudness, pitch_loss
 from dubops.speech.settings import SpeechConfig
 
 
@@ -40,10 +46,13 @@ class DubbingModel(nn.Module):
         config: SpeechConfig,
         vocab_size: int,
         emotion_module: nn.Module | None = None,
+        context: str = "self",
     ) -> None:
         super().__init__()
         cn = config.controlnet
         self.config = config
+        # Training only (not saved): the stage's ``TrainConfig.context``.
+        self.context = context
         self.flow = flow
         self.flow.requires_grad_(False)
         dim = flow.backbone.config.dim
@@ -59,6 +68,8 @@ class DubbingModel(nn.Module):
         self.duration = DurationPredictor.from_config(
             config.duration, vocab_size, cond_dim=cn.visual_dim, visual_dim=cn.visual_dim
         )
+        # Registered only when enabled, so older models' state dicts are unchanged.
+        self.pitch = PitchHead(config.pitch, vocab_size, dim) if config.pitch.enabled else None
         # Registered only when given, so a graph-free model's state dict is unchanged.
         self.emotion_module = emotion_module
 
@@ -78,14 +89,25 @@ class DubbingModel(nn.Module):
         keep_conclusion: torch.Tensor,
         emotion: torch.Tensor | None = None,
         footage: dict[str, torch.Tensor] | None = None,
+        offsets: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (fused condition (b, n, d), video-rate features (b, f, dv), conclusion tokens).
 
         ``emotion (b, k, de)`` is given directly, or computed from ``footage`` by
-        the emotion module (never both).
+        the emotion module (never both). ``offsets (b,)``: each clip starts that
+        many frames into the sequence (after its prompt); the video covers the
+        clip's frames and every other frame reads the "no video" embedding, as at
+        inference.
         """
         video = self.visual(frames)
-        visual = to_mel_rate(video, frame_lengths, mel_lengths, n)
+        if offsets is None:
+            visual = to_mel_rate(video, frame_lengths, mel_lengths, n)
+        else:
+            clip = to_mel_rate(video, frame_lengths, mel_lengths, int(mel_lengths.max()))
+            visual = shift_frames(clip, offsets, n)
+            pos = torch.arange(n, device=visual.device)[None, :]
+            on_clip = (pos >= offsets[:, None]) & (pos < (offsets + mel_lengths)[:, None])
+            keep_visual = keep_visual[:, None] & on_clip
         tokens = self.conclusion(labels, keep_conclusion)
         if footage is not None:
             if emotion is not None:
@@ -140,23 +162,33 @@ class DubbingModel(nn.Module):
         keep_conclusion = torch.tensor([x >= p for x in u[b : 2 * b]], device=mel.device)
         drop_text = u[-2] < p
         drop_audio = drop_text or u[-1] < self.flow.config.audio_drop_prob
+        context = None
+        if self.context != "self":
+            flow = self.flow.config
+            notext = -1 if self.flow.notext_id is None else self.flow.notext_id
+            context = build_context(
+                batch, prompt_draws(self.context, b), notext, (flow.mask_min, flow.mask_max)
+            )
         condition, video, tokens = self.condition(
             batch["frames"],
             batch["frame_lengths"],
             batch["labels"],
             lengths,
-            n,
+            n if context is None else context.frames,
             keep_visual,
             keep_conclusion,
             batch.get("emotion"),
             batch.get("footage"),
+            offsets=None if context is None else context.offsets,
         )
+        sequence = (mel, batch["text"], lengths, None)
+        if context is not None:
+            sequence = (context.mel, context.text, context.lengths, context.hidden)
         flow_loss, _ = self.flow.infill_loss(
-            mel,
-            batch["text"],
-            lengths,
+            *sequence[:3],
             control=self.controlnet.control(condition),
             drops=(drop_audio, drop_text),
+            hidden=sequence[3],
         )
         log_dur = self.predict_log_durations(
             batch["phonemes"],
@@ -168,7 +200,32 @@ class DubbingModel(nn.Module):
         )
         dur_loss = duration_loss(log_dur, batch["durations"], batch["phoneme_mask"]).loss
         total = flow_loss + cn.duration_loss_weight * dur_loss
-        return total, {
-            "flow_loss": float(flow_loss.detach()),
-            "duration_loss": float(dur_loss.detach()),
-        }
+        terms = {"flow_loss": float(flow_loss.detach()), "duration_loss": float(dur_loss.detach())}
+        if self.pitch is not None and "f0" in batch:
+            offsets = torch.zeros_like(lengths) if context is None else context.offsets
+            loss = self.pitch_training_loss(condition, offsets, batch)
+            total = total + self.config.pitch.loss_weight * loss
+            terms["pitch_loss"] = float(loss.detach())
+        return total, terms
+
+    def pitch_training_loss(
+        self, condition: torch.Tensor, offsets: torch.Tensor, batch: dict
+    ) -> torch.Tensor:
+        """The pitch head on each clip's own frames of the condition (after its prompt)."""
+        lengths, n = batch["mel_lengths"], batch["mel"].shape[1]
+        clip = torch.stack(
+            [
+                nnf.pad(c[o : o + n], (0, 0, 0, n - len(c[o : o + n])))
+                for c, o in zip(condition, offsets.tolist(), strict=True)
+            ]
+        )
+        phonemes = frame_phonemes(batch["phonemes"], batch["durations"], n)
+        mask = torch.arange(n, device=clip.device)[None, :] < lengths[:, None]
+        return pitch_loss(
+            self.pitch(clip, phonemes),
+            batch["f0"],
+            batch["prompt_logf0"],
+            loudness(batch["mel"]),
+            batch["prompt_level"],
+            mask,
+        )

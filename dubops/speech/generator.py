@@ -150,6 +150,9 @@ class SpeechPlan:
     durations: torch.Tensor | None = None
     phonemes: torch.Tensor | None = None
     pause_id: int | None = None
+    # The timbre prompt's median log-F0: with a pitch head, the sampled mel is voiced
+    # from it (dubops.speech.pitch); None leaves the mel as sampled.
+    prompt_logf0: float | None = None
 
     @property
     def pause(self) -> torch.Tensor | None:
@@ -179,6 +182,7 @@ def plan_clip_mel(
     seed: int = 0,
     phonemes: torch.Tensor | None = None,
     footage: dict[str, torch.Tensor] | None = None,
+    prompt_logf0: float | None = None,
 ) -> SpeechPlan:
     """Stage 2.2's conditions for one clip: durations, text and the ControlNet input.
 
@@ -240,6 +244,7 @@ def plan_clip_mel(
         durations.cpu(),
         ids.cpu(),
         item.get("pause_id"),
+        prompt_logf0,
     )
 
 
@@ -253,6 +258,7 @@ def sample_plans(
     plans: list[SpeechPlan],
     max_piece_frames: int | None = None,
     max_batch: int | None = None,
+    audio: AudioConfig | None = None,
 ) -> list[torch.Tensor]:
     """Target mels ``(target_frames, m)`` of several clips, batched by length.
 
@@ -282,7 +288,39 @@ def sample_plans(
     joined: list[list[torch.Tensor]] = [[] for _ in plans]
     for i, mel in zip(owner, mels, strict=True):
         joined[i].append(mel)
-    return [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in joined]
+    whole = [parts[0] if len(parts) == 1 else torch.cat(parts) for parts in joined]
+    if audio is None:
+        return whole
+    return [voice(model, plan, mel, audio) for plan, mel in zip(plans, whole, strict=True)]
+
+
+def voice(model: Any, plan: SpeechPlan, mel: torch.Tensor, audio: AudioConfig) -> torch.Tensor:
+    """``mel (target_frames, m)`` with the pitch head's harmonic comb (unchanged without one).
+
+    The head reads the fully conditioned branch's condition over the target
+    frames and the frames' phonemes; its contour is relative to the prompt's
+    median log-F0 (:mod:`dubops.speech.pitch`, :mod:`dubops.speech.harmonics`).
+    """
+    head = getattr(model, "pitch", None)
+    pitch = plan.speech.pitch
+    if head is None or plan.prompt_logf0 is None or plan.durations is None or not pitch.strength:
+        return mel
+    from dubops.speech.harmonics import voice_mel
+    from dubops.speech.pitch import contour, frame_phonemes, loudness_reference, relevel
+
+    n_p, n = len(plan.prompt_mel), plan.target_frames
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        condition = plan.condition[:1, n_p : n_p + n].to(device)
+        ids = frame_phonemes(plan.phonemes[None], plan.durations[None], n).to(device)
+        delta, voiced, loud = head(condition, ids)
+    if pitch.loudness_strength:
+        level = loudness_reference(plan.prompt_mel)
+        mel = relevel(mel, loud[0].cpu(), level, pitch.loudness_strength)
+    f0 = contour(
+        delta[0], voiced[0], plan.prompt_logf0, pitch.voicing_threshold, pitch.smooth_frames
+    )
+    return voice_mel(mel.T, f0, audio, pitch.strength).T.contiguous()
 
 
 def _length_groups(
@@ -476,6 +514,11 @@ class SpeechGenerator:
         # narration), the video kept (so frames were given) and durations predicted.
         if tracker != "none" and not narration and ablation.visual and ablation.duration_predictor:
             item["mouth"] = mouth_tracks(np.asarray(video_frames), tracker)
+        reference = None
+        if self.model.pitch is not None:
+            from dubops.speech.pitch_targets import prompt_logf0
+
+            reference = prompt_logf0(prompt, self.audio.sample_rate)
         return plan_clip_mel(
             self.model,
             item,
@@ -486,6 +529,7 @@ class SpeechGenerator:
             emotion_cond,
             seed,
             footage=footage if self.needs_footage else None,
+            prompt_logf0=reference,
         )
 
     def sample(self, plans: list[SpeechPlan]) -> list[torch.Tensor]:
@@ -493,7 +537,11 @@ class SpeechGenerator:
         a clip longer than ``speech.pieces.max_seconds`` is sampled in pieces."""
         pieces = self.speech.pieces
         return sample_plans(
-            self.model, plans, slot_frames(pieces.max_seconds, self.audio), pieces.batch
+            self.model,
+            plans,
+            slot_frames(pieces.max_seconds, self.audio),
+            pieces.batch,
+            self.audio,
         )
 
     def vocode(self, mel: torch.Tensor) -> np.ndarray:

@@ -16,7 +16,7 @@ from dubops.speech.cfm import FlowMatching
 from dubops.speech.data import MODEL_NOTEXT
 from dubops.speech.dit import DiT
 from dubops.speech.pretrained import CheckpointError
-from dubops.speech.settings import SpeechConfig
+from dubops.speech.settings import PitchConfig, SpeechConfig
 
 DIT_FILE = "dit.safetensors"
 DUBBING_FILE = "dubbing.safetensors"
@@ -46,10 +46,14 @@ def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, Spe
     return flow.eval(), PhonemeVocab.load(root / "vocab.json"), speech
 
 
-def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechConfig]:
+def load_dubbing_model(
+    run_dir: str | Path, add_pitch: PitchConfig | None = None
+) -> tuple[Any, PhonemeVocab, SpeechConfig]:
     """A ``controlnet`` (or ``graph``) run folder -> (DubbingModel, vocab, speech config).
 
     A graph folder's ``graph.safetensors`` becomes the model's emotion module.
+    ``add_pitch`` (an enabled :class:`PitchConfig`) gives a folder without a pitch
+    head a new one, for a stage that trains on from it (the graph stage).
     """
     from dubops.emotion.conditioner import is_graph_dir, load_conditioner
     from dubops.speech.dubbing_model import DubbingModel
@@ -60,25 +64,30 @@ def load_dubbing_model(run_dir: str | Path) -> tuple[Any, PhonemeVocab, SpeechCo
     # A relative DiT folder is relative to this one (a copied bundle keeps its parts together).
     flow, vocab, _ = load_flow(root / stage["pretrain_dir"])
     speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
+    new: tuple[str, ...] = ()
+    if add_pitch is not None and add_pitch.enabled and not speech.pitch.enabled:
+        speech = speech.model_copy(update={"pitch": add_pitch})
+        new = ("pitch.",)
     cn = speech.controlnet
     emotion_module = (
         load_conditioner(root, cn.visual_dim, cn.emotion_dim) if is_graph_dir(root) else None
     )
     model = DubbingModel(flow, speech, len(vocab), emotion_module=emotion_module)
-    load_stage_weights(model, weights)
+    load_stage_weights(model, weights, new)
     return model, vocab, speech
 
 
-def load_stage_weights(model: Any, weights: str | Path) -> None:
+def load_stage_weights(model: Any, weights: str | Path, new: tuple[str, ...] = ()) -> None:
     """Load a ``dubbing.safetensors`` (the stage-2.2 parts) into ``model``, strictly.
 
     The frozen DiT and a graph's emotion module live in their own files, so only
-    their keys may be missing.
+    their keys may be missing, and those of parts a training stage adds (``new``
+    prefixes, e.g. a pitch head the warm start lacks).
     """
     from safetensors.torch import load_file
 
     missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
-    stray = [k for k in missing if not k.startswith(("flow.", "emotion_module."))]
+    stray = [k for k in missing if not k.startswith(("flow.", "emotion_module.", *new))]
     if unexpected or stray:
         raise CheckpointError(f"{weights} does not fit this build: {unexpected or stray}")
 

@@ -149,6 +149,51 @@ class PieceConfig(Section):
     )
 
 
+class PitchConfig(Section):
+    """The pitch head on the conditions and the harmonic comb it drives (dubops.speech.pitch).
+
+    Off by default: a DiT at F5's size renders harmonics itself. The tiny
+    preset's does not (its mels are smooth across frequency, pitchless speech),
+    so there the head's contour is laid over the sampled mel.
+    """
+
+    enabled: bool = Field(
+        False, description="train the head with the ControlNet; comb at inference"
+    )
+    dim: int = Field(128, gt=0)
+    layers: int = Field(3, gt=0)
+    kernel: int = Field(5, gt=0, description="odd convolution width, in mel frames")
+    loss_weight: float = Field(1.0, ge=0, description="pitch loss beside the flow loss")
+    strength: float = Field(
+        1.0, ge=0, description="scale of the comb's log ratio at inference (0: no comb)"
+    )
+    loudness_strength: float = Field(
+        1.0, ge=0, le=1, description="how far speech frames move to the predicted loudness"
+    )
+    voicing_threshold: float = Field(0.5, gt=0, lt=1)
+    refine_steps: int = Field(
+        0,
+        ge=0,
+        description="updates of the head alone on frozen conditions after the stage "
+        "(dubops.speech.pitch_refine); 0 skips",
+    )
+    refine_lr: float = Field(1e-3, gt=0)
+    refine_eval_every: int = Field(100, gt=0, description="validation cadence of the refinement")
+    smooth_frames: int = Field(
+        9,
+        ge=1,
+        description="log-F0 averaged over this many mel frames (a jittery comb is "
+        "rendered unvoiced)",
+    )
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, kernel: int) -> int:
+        if kernel % 2 == 0:
+            raise ValueError(f"speech.pitch.kernel {kernel}: use an odd width (3, 5, 7)")
+        return kernel
+
+
 class SpeechConfig(Section):
     """The ``speech`` section: text mode, network sizes, objective, sampler, stages."""
 
@@ -163,6 +208,7 @@ class SpeechConfig(Section):
     duration_refine: DurationRefineConfig = DurationRefineConfig()
     lip_align: LipAlignConfig = LipAlignConfig()
     pieces: PieceConfig = PieceConfig()
+    pitch: PitchConfig = PitchConfig()
     pretrain: TrainConfig = TrainConfig()
     controlnet_training: TrainConfig = TrainConfig(lr=1e-4, warmup_steps=500)
     vocoder: Literal["griffin-lim", "vocos"] = "griffin-lim"

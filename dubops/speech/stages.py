@@ -105,7 +105,7 @@ def load_controlnet_start(model: DubbingModel, path: str | Path) -> None:
             f"speech.pretrained_controlnet {path} does not exist; pass a dubbing.safetensors "
             "or --set speech.pretrained_controlnet=null"
         )
-    load_stage_weights(model, path)
+    load_stage_weights(model, path, new=("pitch.",))
 
 
 def with_time_limit(train: TrainConfig, max_minutes: float | None) -> TrainConfig:
@@ -204,6 +204,12 @@ def pretrain_dit(
     start = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     speech = config.speech
+    if speech.pretrain.context != "self":
+        raise InputError(
+            f"speech.pretrain.context is {speech.pretrain.context!r}, but the DiT pretrains by "
+            "infilling only: set speech.pretrain.context=self (prompt and mixed are for "
+            "speech.controlnet_training and graph.training)"
+        )
     if speech.pretrained_dit:
         verify_base(Path(speech.pretrained_dit).parent)
     vocab = _vocab(data_dir, speech)
@@ -259,9 +265,10 @@ def tune_controlnet(
     )
     start_run_folder(out, vocab, speech)
     write_json(out / "stage.json", {"pretrain_dir": str(Path(pretrain_dir).resolve())})
-    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech)
+    context = speech.controlnet_training.context
+    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech, context)
     seed_everything(speech.controlnet_training.seed)  # initial weights, as the DiT's
-    model = DubbingModel(flow, speech, len(vocab))
+    model = DubbingModel(flow, speech, len(vocab), context=context)
     if speech.pretrained_controlnet:
         verify_base(Path(speech.pretrained_controlnet).parent)
         load_controlnet_start(model, speech.pretrained_controlnet)
@@ -284,6 +291,7 @@ def tune_controlnet(
         load_weights(result.checkpoint, model, use_ema=True)
     if speech.duration_refine.steps:
         _refine(model, train, val, config, speech.duration_refine, out, tracker)
+    refine_pitch_head(model, train, val, out)
     weights = out / DUBBING_FILE
     export_weights(_dubbing_state(model), weights)
     return finish_stage("controlnet", out, weights, result, start, tracker)
@@ -304,6 +312,24 @@ def _refine(model, train, val, config: DubOpsConfig, refine, out: Path, tracker)
     stage = out / "stage.json"
     previous = json.loads(stage.read_text()) if stage.is_file() else {}
     write_json(stage, {**previous, "duration_refine": asdict(refined)})
+    return refined
+
+
+def refine_pitch_head(model: DubbingModel, train, val, out: Path, footage: Any = None) -> Any:
+    """The pitch head trained on alone on frozen conditions (``speech.pitch.refine_steps``).
+
+    ``footage`` (clip ids -> a graph model's footage batch) feeds a graph stage's
+    emotion module. Recorded in ``stage.json``; nothing happens without a head.
+    """
+    pitch = model.config.pitch
+    if model.pitch is None or not pitch.refine_steps:
+        return None
+    from dubops.speech.pitch_refine import refine_pitch
+
+    refined = refine_pitch(model, train, val, pitch, footage)
+    stage = out / "stage.json"
+    previous = json.loads(stage.read_text()) if stage.is_file() else {}
+    write_json(stage, {**previous, "pitch_refine": asdict(refined)})
     return refined
 
 

@@ -8,6 +8,8 @@ frames a batch per GPU, max grad norm 1, EMA 0.9999).
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from dubops.config.section import CheckedSection
@@ -56,6 +58,12 @@ class TrainConfig(CheckedSection):
         description="CPU threads for torch; 1 keeps small models fast on a busy shared CPU",
     )
     seed: int = 0
+    context: Literal["self", "prompt", "mixed"] = Field(
+        "self",
+        description="audio context of the flow objective (dubops.speech.context): self, "
+        "F5's infilling of the clip itself; prompt, the clip's timbre prompt then the whole "
+        "clip, as inference sees it (speech stages 2.2 and the graph); mixed, either per sample",
+    )
     max_minutes: float | None = Field(
         None,
         gt=0,

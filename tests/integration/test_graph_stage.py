@@ -178,3 +178,34 @@ def test_a_missing_library_names_the_build_command(trained, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "dubops library build" in " ".join(res.output.split())
+
+
+def test_a_controlnet_without_a_pitch_head_gets_one_in_the_graph_stage(trained, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from dubops.speech.generator import SpeechGenerator
+
+    data, library, cn, overrides = trained
+    old = tmp_path / "old_cn"  # a ControlNet trained before pitch heads existed
+    shutil.copytree(cn, old, ignore=shutil.ignore_patterns("checkpoints", "samples"))
+    speech = json.loads((old / "speech.json").read_text())
+    speech["pitch"]["enabled"] = False
+    (old / "speech.json").write_text(json.dumps(speech))
+    weights = load_file(str(old / "dubbing.safetensors"))
+    save_file(
+        {k: v for k, v in weights.items() if not k.startswith("pitch.")},
+        str(old / "dubbing.safetensors"),
+    )
+    assert SpeechGenerator.from_dir(old).model.pitch is None
+
+    out = tmp_path / "graph"
+    sets = [arg for o in [*overrides, *_steps("graph.training", 2)] for arg in ("-s", o)]
+    args = ["train", "graph", "--data", str(data), "--controlnet", str(old)]
+    res = CliRunner().invoke(
+        app, [*args, "--library", str(library), "--out", str(out), "--no-mlflow", *sets]
+    )
+    assert res.exit_code == 0, res.output
+    generator = SpeechGenerator.from_dir(out)
+    assert generator.model.pitch is not None and generator.speech.pitch.enabled

@@ -142,3 +142,79 @@ def test_controlnet_without_a_pretrained_run_is_a_clear_error(tmp_path):
     )
     assert res.exit_code == 2
     assert "dit-pretrain" in res.output and "Traceback" not in res.output
+
+
+def test_controlnet_trains_after_the_timbre_prompt_with_a_pitch_head(tmp_path):
+    from dubops.config import load_config
+    from dubops.data.datasets import PhonemeVocab
+    from dubops.speech.data import ClipDataset
+
+    data = build_fixture_corpus(tmp_path / "corpus", n=6)
+    pre, cn = tmp_path / "pre", tmp_path / "cn"
+    runner = CliRunner()
+    common = ["--data", str(data), "--no-mlflow", *SMALL]
+    res = runner.invoke(
+        app, ["train", "dit-pretrain", "--out", str(pre), *common, *_stage("pretrain", 2)]
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "controlnet",
+            "--pretrained",
+            str(pre),
+            "--out",
+            str(cn),
+            *common,
+            *_stage("controlnet_training", 2),
+            "-s",
+            "speech.controlnet_training.context=prompt",
+            "-s",
+            "speech.pitch.enabled=true",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    weights = load_file(str(cn / "dubbing.safetensors"))
+    assert any(k.startswith("pitch.") for k in weights)
+    # The F0 targets are cached with the corpus, one file per manifest version.
+    assert len(list((data / "features" / "pitch").glob("*.npz"))) == 1
+
+    # It dubs with the head's contour: voiced and at the slot's length.
+    dubbed = tmp_path / "dubbed"
+    res = runner.invoke(
+        app, ["dub", "--model", str(cn), "--data", str(data), "--out", str(dubbed), *SMALL]
+    )
+    assert res.exit_code == 0, res.output
+    from dubops.audio import read_wav
+    from dubops.data.datasets import load_manifest
+
+    for row in load_manifest(data, ["test_s1", "test_s2"]).itertuples():
+        wave, rate = read_wav(dubbed / f"{row.clip_id}.wav")
+        assert abs(len(wave) / rate - row.video_seconds) < 0.03
+
+    # The batches are budgeted on what the model reads: the prompt's frames and the clip's.
+    config = load_config("tiny")
+    vocab = PhonemeVocab.load(pre / "vocab.json")
+    clips, _ = ClipDataset.train_val(data, config.audio, vocab, config.speech)
+    prompted, _ = ClipDataset.train_val(data, config.audio, vocab, config.speech, "prompt")
+    item = prompted[0]
+    assert len(item["prompt_mel"]) > 0 and "prompt_mel" not in clips[0]
+    assert prompted.lengths()[0] == clips.lengths()[0] + len(item["prompt_mel"])
+
+    # The DiT pretrains by infilling only: another context is named with its fix.
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "dit-pretrain",
+            "--out",
+            str(tmp_path / "pre2"),
+            *common,
+            *_stage("pretrain", 2),
+            "-s",
+            "speech.pretrain.context=prompt",
+        ],
+    )
+    assert res.exit_code == 2 and "speech.pretrain.context=self" in res.output, res.output

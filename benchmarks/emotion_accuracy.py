@@ -1,0 +1,155 @@
+"""EMO-ACC of dubbed folders, paired against a reference system, and the prosody behind it.
+
+Why this exists: issue 23 asks whether the generated speech carries the clip's
+emotion and whether each lever (prompt context, guidance, the graph) moves it
+beyond the noise of 119 clips. The evaluation's classifier
+(:mod:`dubops.evaluation.emotion`) grades every folder on the same clips; each
+system gets EMO-ACC with its standard error, the paired difference from the
+``--against`` system (per clip, so the shared clip difficulty cancels) with its
+standard error, and, per emotion, how far the generated speech moves log-F0 and
+energy away from its timbre prompt next to how far the ground truth does. The
+last part says *what* is missing when accuracy is low.
+
+    python benchmarks/emotion_accuracy.py --data data/tiny \\
+        --pred self=outputs/emo/dub/self --pred prompt=outputs/emo/dub/prompt --against self
+
+Writes ``benchmarks/results/emotion_accuracy.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# utterance_features order: log-F0 mean, log-F0 spread, energy mean, energy spread, ...
+_PITCH, _ENERGY = 0, 2
+
+
+def _named(spec: str) -> tuple[str, Path]:
+    name, sep, path = spec.partition("=")
+    if not sep:
+        return Path(spec).name, Path(spec)
+    return name, Path(path)
+
+
+def score_folders(data: Path, folders: dict[str, Path], splits: list[str]) -> dict:
+    """Per system and clip: predicted emotion, correctness and the prosody deltas."""
+    from dubops.audio import read_wav
+    from dubops.data.datasets import load_manifest
+    from dubops.data.layout import CorpusLayout
+    from dubops.evaluation.emotion import combine_features, load_or_train, utterance_features
+    from dubops.sample_rates import ANALYSIS_SAMPLE_RATE as SR
+
+    layout = CorpusLayout(data)
+    manifest = load_manifest(data, splits)
+    classifier = load_or_train(data)
+    rows = {name: [] for name in ["ground-truth", *folders]}
+    for row in manifest.itertuples(index=False):
+        prompt, _ = read_wav(layout.resolve(row.prompt_audio_path), SR)
+        prompt_f = utterance_features(prompt, SR, len(row.prompt_text.split()))
+        waves = {"ground-truth": layout.resolve(row.audio_path)}
+        waves.update({name: folder / f"{row.clip_id}.wav" for name, folder in folders.items()})
+        for name, path in waves.items():
+            if not Path(path).is_file():
+                raise SystemExit(f"--pred {name}: {path} is missing; dub every clip first")
+            wave, _ = read_wav(path, SR)
+            own = utterance_features(wave, SR, len(row.script.split()))
+            probs = classifier.predict_proba_features(combine_features(own, prompt_f))[0]
+            predicted = classifier.classes[int(np.argmax(probs))]
+            rows[name].append(
+                {
+                    "clip_id": row.clip_id,
+                    "emotion": row.emotion,
+                    "predicted": predicted,
+                    "correct": predicted == row.emotion,
+                    "pitch_delta": float(own[_PITCH] - prompt_f[_PITCH]),
+                    "energy_delta": float(own[_ENERGY] - prompt_f[_ENERGY]),
+                }
+            )
+    return rows
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float("nan")
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def summarise(rows: dict, against: str | None) -> dict:
+    from dubops.data.schema import EMOTIONS
+
+    out = {}
+    for name, clips in rows.items():
+        acc, se = mean_se([float(c["correct"]) for c in clips])
+        entry = {"emo_acc": acc, "se": se, "clips": len(clips), "per_emotion": {}}
+        if against and name != against:
+            ref = {c["clip_id"]: float(c["correct"]) for c in rows[against]}
+            diff, dse = mean_se([float(c["correct"]) - ref[c["clip_id"]] for c in clips])
+            entry["minus_" + against] = {"diff": diff, "se": dse}
+        for emotion in EMOTIONS:
+            mine = [c for c in clips if c["emotion"] == emotion]
+            if not mine:
+                continue
+            entry["per_emotion"][emotion] = {
+                "accuracy": float(np.mean([c["correct"] for c in mine])),
+                "pitch_delta": float(np.mean([c["pitch_delta"] for c in mine])),
+                "energy_delta": float(np.mean([c["energy_delta"] for c in mine])),
+            }
+        out[name] = entry
+    return out
+
+
+def print_tables(summary: dict, against: str | None) -> None:
+    head = "| system | EMO-ACC ± SE |" + (f" minus {against} ± SE |" if against else "")
+    print(head)
+    print("|" + " --- |" * (head.count("|") - 1))
+    for name, s in summary.items():
+        line = f"| {name} | {s['emo_acc']:.3f} ± {s['se']:.3f} |"
+        if against:
+            d = s.get("minus_" + against)
+            line += f" {d['diff']:+.3f} ± {d['se']:.3f} |" if d else " |"
+        print(line)
+    print("\nlog-F0 / energy (dB) change from the timbre prompt, per emotion:")
+    emotions = list(next(iter(summary.values()))["per_emotion"])
+    print("| system | " + " | ".join(emotions) + " |")
+    print("|" + " --- |" * (len(emotions) + 1))
+    for name, s in summary.items():
+        per = s["per_emotion"]
+        cells = [f"{per[e]['pitch_delta']:+.2f} / {per[e]['energy_delta']:+.1f}" for e in emotions]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/tiny"), help="corpus folder")
+    parser.add_argument(
+        "--pred", action="append", required=True, help="NAME=FOLDER of <clip_id>.wav (repeat)"
+    )
+    parser.add_argument("--against", help="NAME of the system the others are paired against")
+    parser.add_argument("--split", action="append", help="splits (default test_s1 test_s2)")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "emotion_accuracy.json"
+    )
+    args = parser.parse_args()
+    folders = dict(_named(p) for p in args.pred)
+    if args.against and args.against not in folders and args.against != "ground-truth":
+        raise SystemExit(f"--against {args.against}: name one of {sorted(folders)}")
+    rows = score_folders(args.data, folders, args.split or ["test_s1", "test_s2"])
+    summary = summarise(rows, args.against)
+    print_tables(summary, args.against)
+    from dubops.fileio import write_json
+
+    write_json(args.out, {"systems": {k: str(v) for k, v in folders.items()}, "summary": summary})
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
