@@ -29,6 +29,8 @@ SMALL = [
     "-s",
     "speech.sampler.nfe=4",
     "-s",
+    "speech.pitch={enabled: true, dim: 16, layers: 1, refine_steps: 4, refine_eval_every: 2}",
+    "-s",
     "audio.griffin_lim_iters=2",
 ]
 
