@@ -146,8 +146,11 @@ def main() -> None:
     summary = summarise(rows, args.against)
     print_tables(summary, args.against)
     from dubops.fileio import write_json
+    from dubops.run_environment import cpu_description
 
-    write_json(args.out, {"systems": {k: str(v) for k, v in folders.items()}, "summary": summary})
+    record = {"systems": {k: str(v) for k, v in folders.items()}, "summary": summary}
+    # No timings here, but the dubs came from this machine kind: say which.
+    write_json(args.out, {**record, "machine": cpu_description()})
     print(f"\nwrote {args.out}")
 
 

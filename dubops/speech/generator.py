@@ -303,7 +303,7 @@ def voice(model: Any, plan: SpeechPlan, mel: torch.Tensor, audio: AudioConfig) -
     """
     head = getattr(model, "pitch", None)
     pitch = plan.speech.pitch
-    if head is None or plan.prompt_logf0 is None or plan.durations is None or not pitch.strength:
+    if head is None or plan.prompt_logf0 is None or plan.durations is None:
         return mel
     from dubops.speech.harmonics import voice_mel
     from dubops.speech.pitch import contour, frame_phonemes, loudness_reference, relevel
@@ -317,6 +317,8 @@ def voice(model: Any, plan: SpeechPlan, mel: torch.Tensor, audio: AudioConfig) -
     if pitch.loudness_strength:
         level = loudness_reference(plan.prompt_mel)
         mel = relevel(mel, loud[0].cpu(), level, pitch.loudness_strength)
+    if not pitch.strength:
+        return mel
     f0 = contour(
         delta[0], voiced[0], plan.prompt_logf0, pitch.voicing_threshold, pitch.smooth_frames
     )
