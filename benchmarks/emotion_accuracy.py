@@ -32,19 +32,37 @@ sys.path.insert(0, str(ROOT))
 _PITCH, _ENERGY = 0, 2
 
 
-def _named(spec: str) -> tuple[str, Path]:
-    name, sep, path = spec.partition("=")
+def _named(spec: str) -> tuple[str, list[Path]]:
+    """``NAME=DIR[,DIR...]``: several folders are the same system dubbed with other seeds."""
+    name, sep, paths = spec.partition("=")
     if not sep:
-        return Path(spec).name, Path(spec)
-    return name, Path(path)
+        return Path(spec).name, [Path(spec)]
+    return name, [Path(p) for p in paths.split(",") if p]
 
 
-def score_folders(data: Path, folders: dict[str, Path], splits: list[str]) -> dict:
-    """Per system and clip: predicted emotion, correctness and the prosody deltas."""
+def _clip_scores(classifier, wave: np.ndarray, prompt_f: np.ndarray, words: int) -> dict:
+    from dubops.evaluation.emotion import combine_features, utterance_features
+    from dubops.sample_rates import ANALYSIS_SAMPLE_RATE as SR
+
+    own = utterance_features(wave, SR, words)
+    probs = classifier.predict_proba_features(combine_features(own, prompt_f))[0]
+    return {
+        "predicted": classifier.classes[int(np.argmax(probs))],
+        "pitch_delta": float(own[_PITCH] - prompt_f[_PITCH]),
+        "energy_delta": float(own[_ENERGY] - prompt_f[_ENERGY]),
+    }
+
+
+def score_folders(data: Path, folders: dict[str, list[Path]], splits: list[str]) -> dict:
+    """Per system and clip: predicted emotion, correctness and the prosody deltas.
+
+    A system dubbed with several seeds scores each clip by its share of correct
+    seeds (and the mean deltas), so the sampling's noise averages out per clip.
+    """
     from dubops.audio import read_wav
     from dubops.data.datasets import load_manifest
     from dubops.data.layout import CorpusLayout
-    from dubops.evaluation.emotion import combine_features, load_or_train, utterance_features
+    from dubops.evaluation.emotion import load_or_train, utterance_features
     from dubops.sample_rates import ANALYSIS_SAMPLE_RATE as SR
 
     layout = CorpusLayout(data)
@@ -54,23 +72,25 @@ def score_folders(data: Path, folders: dict[str, Path], splits: list[str]) -> di
     for row in manifest.itertuples(index=False):
         prompt, _ = read_wav(layout.resolve(row.prompt_audio_path), SR)
         prompt_f = utterance_features(prompt, SR, len(row.prompt_text.split()))
-        waves = {"ground-truth": layout.resolve(row.audio_path)}
-        waves.update({name: folder / f"{row.clip_id}.wav" for name, folder in folders.items()})
-        for name, path in waves.items():
-            if not Path(path).is_file():
-                raise SystemExit(f"--pred {name}: {path} is missing; dub every clip first")
-            wave, _ = read_wav(path, SR)
-            own = utterance_features(wave, SR, len(row.script.split()))
-            probs = classifier.predict_proba_features(combine_features(own, prompt_f))[0]
-            predicted = classifier.classes[int(np.argmax(probs))]
+        waves = {"ground-truth": [layout.resolve(row.audio_path)]}
+        waves.update(
+            {name: [f / f"{row.clip_id}.wav" for f in paths] for name, paths in folders.items()}
+        )
+        for name, paths in waves.items():
+            scores = []
+            for path in paths:
+                if not Path(path).is_file():
+                    raise SystemExit(f"--pred {name}: {path} is missing; dub every clip first")
+                wave, _ = read_wav(path, SR)
+                scores.append(_clip_scores(classifier, wave, prompt_f, len(row.script.split())))
             rows[name].append(
                 {
                     "clip_id": row.clip_id,
                     "emotion": row.emotion,
-                    "predicted": predicted,
-                    "correct": predicted == row.emotion,
-                    "pitch_delta": float(own[_PITCH] - prompt_f[_PITCH]),
-                    "energy_delta": float(own[_ENERGY] - prompt_f[_ENERGY]),
+                    "predicted": [s["predicted"] for s in scores],
+                    "correct": float(np.mean([s["predicted"] == row.emotion for s in scores])),
+                    "pitch_delta": float(np.mean([s["pitch_delta"] for s in scores])),
+                    "energy_delta": float(np.mean([s["energy_delta"] for s in scores])),
                 }
             )
     return rows
@@ -89,7 +109,8 @@ def summarise(rows: dict, against: str | None) -> dict:
     out = {}
     for name, clips in rows.items():
         acc, se = mean_se([float(c["correct"]) for c in clips])
-        entry = {"emo_acc": acc, "se": se, "clips": len(clips), "per_emotion": {}}
+        seeds = len(clips[0]["predicted"]) if clips else 0
+        entry = {"emo_acc": acc, "se": se, "clips": len(clips), "seeds": seeds, "per_emotion": {}}
         if against and name != against:
             ref = {c["clip_id"]: float(c["correct"]) for c in rows[against]}
             diff, dse = mean_se([float(c["correct"]) - ref[c["clip_id"]] for c in clips])
@@ -131,7 +152,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/tiny"), help="corpus folder")
     parser.add_argument(
-        "--pred", action="append", required=True, help="NAME=FOLDER of <clip_id>.wav (repeat)"
+        "--pred",
+        action="append",
+        required=True,
+        help="NAME=FOLDER[,FOLDER...] of <clip_id>.wav, several for several seeds (repeat)",
     )
     parser.add_argument("--against", help="NAME of the system the others are paired against")
     parser.add_argument("--split", action="append", help="splits (default test_s1 test_s2)")
@@ -148,7 +172,7 @@ def main() -> None:
     from dubops.fileio import write_json
     from dubops.run_environment import cpu_description
 
-    record = {"systems": {k: str(v) for k, v in folders.items()}, "summary": summary}
+    record = {"systems": {k: [str(p) for p in v] for k, v in folders.items()}, "summary": summary}
     # No timings here, but the dubs came from this machine kind: say which.
     write_json(args.out, {**record, "machine": cpu_description()})
     print(f"\nwrote {args.out}")

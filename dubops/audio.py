@@ -206,12 +206,27 @@ def griffin_lim(mel: np.ndarray | torch.Tensor, config: AudioConfig) -> np.ndarr
     """Invert a log-mel to a waveform with no weights: pseudo-inverse + Griffin-Lim.
 
     The weight-free vocoder: the ceiling any mel model reaches with it is the
-    "copy-synthesis" baseline. Peak-normalised to at most 1.
+    "copy-synthesis" baseline. Peaks are limited to ±1 (:func:`limit_peaks`).
     """
     magnitude = mel_magnitude(mel, config)
     wave, _ = phase_iterations(magnitude, random_phase(tuple(magnitude.shape)), config)
-    wave = wave / max(1.0, float(wave.abs().max()))
-    return wave.numpy().astype(np.float32)
+    return limit_peaks(wave).numpy().astype(np.float32)
+
+
+def limit_peaks(wave: torch.Tensor, knee: float = 0.5) -> torch.Tensor:
+    """Keep a wave within ±1 without lowering its level: samples below ``knee`` pass
+    unchanged, louder ones bend smoothly towards 1 (a tanh knee, slope 1 where it starts).
+
+    Why not peak normalisation: dividing by the peak makes every loud utterance as loud
+    as any other, which erases the loudness an emotion carries (anger's +4 dB over the
+    speaker's calm voice); the corpus's own speech saturates at ±1 instead.
+    """
+    import torch
+
+    magnitude = wave.abs()
+    room = 1.0 - knee
+    bent = knee + room * torch.tanh((magnitude - knee) / room)
+    return torch.where(magnitude > knee, torch.sign(wave) * bent, wave)
 
 
 def speech_envelope(wave: np.ndarray, sample_rate: int, fps: int) -> np.ndarray:

@@ -325,6 +325,12 @@ def dub_command(
     max_clips: Annotated[int | None, typer.Option(min=1, help="Only the first N clips.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Clips per dub_many call.")] = 8,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 1,
+    seed: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Sampler noise seed: dub again with others to average a score over."
+        ),
+    ] = 0,
     *,
     config: DubOpsConfig,
 ) -> None:
@@ -362,6 +368,7 @@ def dub_command(
                 batch_size=batch_size,
                 progress=update,
                 ablation=named,
+                seed=seed,
             )
         err_console().print(f"[bold green]dubbed[/] {len(paths)} clips -> {out}")
 

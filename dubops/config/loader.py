@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from dubops.config.models import DubOpsConfig
 from dubops.errors import DubOpsError
@@ -45,6 +45,34 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
             out[key] = _deep_merge(out[key], value)
         else:
             out[key] = value
+    return out
+
+
+def _keep_field_defaults(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each nested section merged over its field's own default.
+
+    Why: a field may default to a section other than its class's defaults (the
+    ControlNet's ``TrainConfig(lr=1e-4, warmup_steps=500)``). Pydantic builds a
+    section the user touched from the class defaults alone, so setting one key
+    (``--set speech.controlnet_training.context=prompt``) silently reset the others.
+    """
+    from pydantic_core import PydanticUndefined
+
+    out = dict(data)
+    for name, field in model.model_fields.items():
+        section = field.annotation
+        value = out.get(name)
+        if not (isinstance(value, dict) and isinstance(section, type)):
+            continue
+        if not issubclass(section, BaseModel):
+            continue
+        if field.default_factory is not None:
+            default = field.default_factory()
+        else:
+            default = None if field.default is PydanticUndefined else field.default
+        if isinstance(default, BaseModel):
+            value = _deep_merge(default.model_dump(exclude_unset=True), value)
+        out[name] = _keep_field_defaults(section, value)
     return out
 
 
@@ -113,7 +141,7 @@ def load_config(
         parts, value = parse_override(item)
         _apply_override(data, parts, value)
     try:
-        return DubOpsConfig.model_validate(data)
+        return DubOpsConfig.model_validate(_keep_field_defaults(DubOpsConfig, data))
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc)) from None
 

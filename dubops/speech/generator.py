@@ -314,15 +314,17 @@ def voice(model: Any, plan: SpeechPlan, mel: torch.Tensor, audio: AudioConfig) -
         condition = plan.condition[:1, n_p : n_p + n].to(device)
         ids = frame_phonemes(plan.phonemes[None], plan.durations[None], n).to(device)
         delta, voiced, loud = head(condition, ids)
+    if pitch.strength:
+        f0 = contour(
+            delta[0], voiced[0], plan.prompt_logf0, pitch.voicing_threshold, pitch.smooth_frames
+        )
+        mel = voice_mel(mel.T, f0, audio, pitch.strength).T.contiguous()
+    # Levelled after the comb: the comb moves a frame's loudness (its valleys lose more
+    # than its peaks gain), and the head's target is the loudness of harmonic speech.
     if pitch.loudness_strength:
         level = loudness_reference(plan.prompt_mel)
         mel = relevel(mel, loud[0].cpu(), level, pitch.loudness_strength)
-    if not pitch.strength:
-        return mel
-    f0 = contour(
-        delta[0], voiced[0], plan.prompt_logf0, pitch.voicing_threshold, pitch.smooth_frames
-    )
-    return voice_mel(mel.T, f0, audio, pitch.strength).T.contiguous()
+    return mel
 
 
 def _length_groups(

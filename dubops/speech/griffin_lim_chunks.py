@@ -7,7 +7,7 @@ goes at the quietest frame within a second of the ideal point (a word gap,
 usually), each chunk is iterated with ``context`` frames of its neighbours
 either side, starts from the phase the previous chunk ended with on the frames
 they share (so the two agree where they meet), and the waves are crossfaded over
-a few milliseconds at the cut. The whole wave is peak-normalised once, as
+a few milliseconds at the cut. The whole wave is peak-limited once, as
 :func:`dubops.audio.griffin_lim` does.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from dubops.audio import mel_magnitude, phase_iterations, random_phase
+from dubops.audio import limit_peaks, mel_magnitude, phase_iterations, random_phase
 
 if TYPE_CHECKING:
     from dubops.config import AudioConfig
@@ -73,5 +73,4 @@ def griffin_lim_in_chunks(
         if stop < n:
             weight[-2 * fade :] = torch.minimum(weight[-2 * fade :], torch.linspace(1, 0, 2 * fade))
         wave[keep_from : keep_from + len(segment)] += segment * weight
-    wave = wave / max(1.0, float(wave.abs().max()))
-    return wave.numpy().astype(np.float32)
+    return limit_peaks(wave).numpy().astype(np.float32)

@@ -78,8 +78,8 @@ class GriffinLimVocoder(Vocoder):
         from dubops.audio import griffin_lim
         from dubops.speech.griffin_lim_chunks import griffin_lim_in_chunks
 
-        # One item at a time: griffin_lim peak-normalises its whole input; a long one
-        # in chunks, so memory stays bounded.
+        # One item at a time (each its own random phase); a long one in chunks, so
+        # memory stays bounded.
         chunk = self.audio.griffin_lim_chunk_frames
         waves = [
             torch.from_numpy(

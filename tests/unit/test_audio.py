@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dubops.audio import MelFrontEnd, griffin_lim, num_mel_frames, resample
+from dubops.audio import MelFrontEnd, griffin_lim, limit_peaks, num_mel_frames, resample
 from dubops.config import AudioConfig
 from dubops.speech.espeak import EspeakSynthesizer, Prosody
 
@@ -34,3 +34,23 @@ def test_griffin_lim_copy_synthesis_keeps_the_mel():
     again = front_end(griffin_lim(mel, audio)).numpy()
     n = min(mel.shape[1], again.shape[1])
     assert np.abs(mel[:, :n] - again[:, :n]).mean() < 1.0
+
+
+def test_limit_peaks_keeps_the_level_of_a_loud_wave_where_normalising_would_not():
+    """Anger is ~4 dB louder than its speaker's calm prompt; dividing by the peak erased
+    that (issue 23), bending only the peaks keeps it."""
+    import torch
+
+    wave = torch.from_numpy(_speech())
+    quiet = 0.4 * wave / wave.abs().max()
+    assert torch.equal(limit_peaks(quiet), quiet)  # below the knee: untouched
+    loud = 3.0 * wave / wave.abs().max()
+    limited = limit_peaks(loud)
+    assert float(limited.abs().max()) <= 1.0
+    assert torch.all(torch.sign(limited) == torch.sign(loud))
+
+    def db(x: torch.Tensor) -> float:
+        return float(20 * torch.log10(x.pow(2).mean().sqrt()))
+
+    normalised = loud / loud.abs().max()
+    assert db(loud) - db(limited) < 3.0 < db(loud) - db(normalised)

@@ -151,3 +151,15 @@ def test_orchestrator_settings_re_export_the_config_s_models():
 def test_section_rejects_unknown_keys():
     with pytest.raises(ValueError, match="not_a_field"):
         DubOpsConfig.model_validate({"pipeline": {"not_a_field": 1}})
+
+
+def test_setting_one_key_of_a_section_keeps_its_fields_other_defaults():
+    """The ControlNet's training section defaults to lr 1e-4 with 500 warm-up steps,
+    unlike a plain TrainConfig; touching one of its keys must not reset the rest."""
+    from dubops.config import load_config
+
+    # base.yaml sets only the context of this section
+    for overrides in ([], ["speech.controlnet_training.context=mixed"]):
+        section = load_config("base", overrides=overrides).speech.controlnet_training
+        assert (section.lr, section.warmup_steps) == (1e-4, 500)
+    assert section.context == "mixed"

@@ -17,6 +17,7 @@ from dubops.speech.pitch import (
     pitch_loss,
     relevel,
 )
+from dubops.speech.pitch_targets import f0_track
 from tests.fixtures.random_generator import CONCLUSION, random_generator, sine_prompt
 
 AUDIO = AudioConfig()
@@ -107,3 +108,25 @@ def test_a_generator_with_a_pitch_head_voices_its_speech_from_the_prompt():
     pitched.speech.pitch.loudness_strength = 0.0
     unvoiced = pitched.sample([pitched.prepare(*args, **kwargs)])[0]
     assert voiced.shape == unvoiced.shape and not torch.allclose(voiced, unvoiced)
+
+
+def test_loud_steady_frames_pyin_calls_unvoiced_take_yins_f0(monkeypatch):
+    """pYIN's voicing leaves a third to a half of some corpus voices unvoiced; the
+    targets then take YIN's F0 on loud frames within half an octave of the median."""
+    import librosa
+
+    rate = 16_000
+    t = np.arange(rate) / rate
+    tone = sum(np.sin(2 * np.pi * 150.0 * k * t) / k for k in range(1, 6))
+    wave = np.concatenate([tone, np.zeros(rate // 2)]).astype(np.float32) * 0.3
+    honest = f0_track(wave)
+    monkeypatch.setattr(
+        librosa,
+        "pyin",
+        lambda x, **kw: (np.full(len(honest), np.nan), np.zeros(len(honest), bool), None),
+    )
+    filled = f0_track(wave)
+    middle = slice(5, 45)  # 0.1-0.9 s: inside the tone
+    assert np.allclose(filled[middle], 150.0, rtol=0.03)
+    assert np.allclose(honest[middle], 150.0, rtol=0.03)
+    assert np.all(filled[-15:] == 0)  # the silence stays unvoiced
