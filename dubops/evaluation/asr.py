@@ -31,11 +31,13 @@ class _Sphinx:
         self.name = f"pocketsphinx/{self._inner.mode}"
 
     def transcribe(self, wave_16k: np.ndarray) -> str:
-        # PocketSphinx's live cepstral-mean normalisation carries from one utterance
-        # to the next, so a transcript depends on what the worker decoded before
-        # (scheduling order). Restarting from the initial mean removes most of that;
-        # not all: in a fresh CI clone the same audio still decoded differently after
-        # a loud utterance, so aggregate WERs can move by a clip or two between runs.
+        # PocketSphinx's front end keeps state from one utterance to the next (the
+        # live cepstral mean, and more: restoring the mean alone still left 2 of 30
+        # clips decoded differently after a loud utterance), so a transcript depended
+        # on what the worker decoded before. Rebuilding the feature pipeline per
+        # utterance (free: 14.1 s for 60 decodes either way) makes it depend on the
+        # audio alone: 0 of 30 differ.
+        self._inner.decoder.reinit_feat()
         self._inner.decoder.set_cmn(self._initial_cmn)
         return self._inner.transcribe(wave_16k)
 
