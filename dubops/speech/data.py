@@ -256,17 +256,10 @@ class ClipDataset(UtteranceDataset):
         if self.pitch is not None:
             f0, reference, level = self.pitch[item["clip_id"]]
             f0 = torch.from_numpy(np.asarray(f0, dtype=np.float32))[: len(item["mel"])]
-            item["f0"] = pad_to(f0, len(item["mel"]))
+            item["f0"] = torch.nn.functional.pad(f0, (0, len(item["mel"]) - len(f0)))
             item["prompt_logf0"] = reference
             item["prompt_level"] = level
         return item
-
-
-def pad_to(x: torch.Tensor, n: int) -> torch.Tensor:
-    """``x (k,)`` zero-padded (or cut) to ``n`` values."""
-    out = x.new_zeros(n)
-    out[: min(n, len(x))] = x[:n]
-    return out
 
 
 def load_frames(path: str | Path, size: int) -> torch.Tensor:

@@ -23,6 +23,7 @@ import numpy as np
 
 from dubops.config import AudioConfig
 from dubops.data.layout import CorpusLayout, manifest_hash
+from dubops.data.report.prosody import FMAX, FMIN, HOP_SECONDS, OCTAVE_GUARD, VOICED_FLOOR_DB
 from dubops.fileio import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -30,9 +31,9 @@ logger = logging.getLogger(__name__)
 # v2: the prompt's loudness is the log of summed mel magnitudes, not the mean log-mel.
 # v3: loud frames pYIN calls unvoiced take YIN's F0 (see f0_track).
 PITCH_VERSION = "pitch-v3"
-_RATE, _HOP_S, _FRAME = 16_000, 0.02, 1280
-_FMIN, _FMAX = 50.0, 600.0
-_LOUD_DB, _OCTAVE_GUARD = 25.0, 0.5  # as the evaluation's analysis (report.prosody)
+_RATE = 16_000
+# The evaluation's analysis settings (report.prosody): 20 ms hops over 80 ms frames.
+_HOP_S, _FRAME = HOP_SECONDS, 4 * round(_RATE * HOP_SECONDS)
 DEFAULT_LOGF0 = math.log(150.0)  # a prompt with no voiced frame: a mid voice
 
 
@@ -52,15 +53,15 @@ def f0_track(x: np.ndarray) -> np.ndarray:
     if len(x) < _FRAME:
         x = np.pad(x, (0, _FRAME - len(x)))
     f0, voiced, _ = librosa.pyin(
-        x, fmin=_FMIN, fmax=_FMAX, sr=_RATE, frame_length=_FRAME, hop_length=hop
+        x, fmin=FMIN, fmax=FMAX, sr=_RATE, frame_length=_FRAME, hop_length=hop
     )
-    yin = librosa.yin(x, fmin=_FMIN, fmax=_FMAX, sr=_RATE, frame_length=_FRAME, hop_length=hop)
+    yin = librosa.yin(x, fmin=FMIN, fmax=FMAX, sr=_RATE, frame_length=_FRAME, hop_length=hop)
     rms = librosa.feature.rms(y=x, frame_length=_FRAME, hop_length=hop)[0]
     n = min(len(f0), len(yin), len(rms))
     f0, voiced, log_yin = f0[:n], voiced[:n] & np.isfinite(f0[:n]), np.log(yin[:n])
     db = 20 * np.log10(np.maximum(rms[:n], 1e-6))
-    loud = db > db.max() - _LOUD_DB
-    steady = loud & (np.abs(log_yin - np.median(log_yin[loud])) < _OCTAVE_GUARD)
+    loud = db > db.max() - VOICED_FLOOR_DB
+    steady = loud & (np.abs(log_yin - np.median(log_yin[loud])) < OCTAVE_GUARD)
     return np.where(voiced, f0, np.where(steady, yin[:n], 0.0))
 
 

@@ -309,10 +309,15 @@ def _refine(model, train, val, config: DubOpsConfig, refine, out: Path, tracker)
     mel_per_frame = config.audio.sample_rate / config.audio.hop_length / config.video.fps
     drop = model.config.controlnet.condition_drop_prob
     refined = refine_durations(model, train, val, refine, drop, mel_per_frame, tracker)
+    _record_in_stage(out, "duration_refine", asdict(refined))
+    return refined
+
+
+def _record_in_stage(out: Path, key: str, record: dict) -> None:
+    """Add ``key: record`` to the run folder's ``stage.json``, keeping what it holds."""
     stage = out / "stage.json"
     previous = json.loads(stage.read_text()) if stage.is_file() else {}
-    write_json(stage, {**previous, "duration_refine": asdict(refined)})
-    return refined
+    write_json(stage, {**previous, key: record})
 
 
 def refine_pitch_head(model: DubbingModel, train, val, out: Path, footage: Any = None) -> Any:
@@ -327,9 +332,7 @@ def refine_pitch_head(model: DubbingModel, train, val, out: Path, footage: Any =
     from dubops.speech.pitch_refine import refine_pitch
 
     refined = refine_pitch(model, train, val, pitch, footage)
-    stage = out / "stage.json"
-    previous = json.loads(stage.read_text()) if stage.is_file() else {}
-    write_json(stage, {**previous, "pitch_refine": asdict(refined)})
+    _record_in_stage(out, "pitch_refine", asdict(refined))
     return refined
 
 

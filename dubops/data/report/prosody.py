@@ -33,10 +33,10 @@ PAUSE = "_"
 # against 0.91 on the tiny corpus). yin answers on every frame, so F0 is kept only
 # where speech is loud (voiced frames are the loud ones in espeak speech) and
 # octave errors (> ±0.5 log units from the clip's median) are dropped.
-_HOP_SECONDS = 0.02
-_FMIN, _FMAX = 50.0, 600.0
-_VOICED_FLOOR_DB = 25.0
-_OCTAVE_GUARD = 0.5
+HOP_SECONDS = 0.02
+FMIN, FMAX = 50.0, 600.0
+VOICED_FLOOR_DB = 25.0
+OCTAVE_GUARD = 0.5
 # Frames quieter than this below the clip's loudest are silence, not speech energy.
 _SPEECH_FLOOR_DB = 40.0
 
@@ -51,19 +51,17 @@ def pitch_energy_track(
     """
     import librosa
 
-    hop = round(sample_rate * _HOP_SECONDS)
+    hop = round(sample_rate * HOP_SECONDS)
     frame = 4 * hop  # 80 ms: four periods of the lowest F0
     if len(wave) < frame:
         wave = np.pad(wave, (0, frame - len(wave)))
-    f0 = librosa.yin(
-        wave, fmin=_FMIN, fmax=_FMAX, sr=sample_rate, frame_length=frame, hop_length=hop
-    )
+    f0 = librosa.yin(wave, fmin=FMIN, fmax=FMAX, sr=sample_rate, frame_length=frame, hop_length=hop)
     rms = librosa.feature.rms(y=wave, frame_length=frame, hop_length=hop)[0]
     n = min(len(f0), len(rms))
     db = 20 * np.log10(np.maximum(rms[:n], 1e-6))
     # yin answers on every frame: keep F0 where speech is loud, drop octave errors.
-    logf0 = np.log(f0[:n][db > db.max() - _VOICED_FLOOR_DB])
-    logf0 = logf0[np.abs(logf0 - np.median(logf0)) < _OCTAVE_GUARD]
+    logf0 = np.log(f0[:n][db > db.max() - VOICED_FLOOR_DB])
+    logf0 = logf0[np.abs(logf0 - np.median(logf0)) < OCTAVE_GUARD]
     speech = db[db > db.max() - _SPEECH_FLOOR_DB]
     return db, logf0, speech
 
