@@ -142,3 +142,41 @@ def duration(
                 f"{result.onset_error_after:.3f} frames (best at update {result.best_step} of "
                 f"{result.steps}), {result.minutes:.1f} min -> {model}"
             )
+
+
+@app.command("pitch")
+@config_options(json=True)
+def pitch(
+    model: Annotated[
+        Path,
+        typer.Option("--model", "-m", help="Finished controlnet or graph run folder (updated)."),
+    ] = Path("outputs/controlnet"),
+    data: DataOption = Path("data/tiny"),
+    mlflow: MlflowOption = True,
+    *,
+    config: DubOpsConfig,
+    as_json: bool,
+) -> None:
+    """Refine a ControlNet or graph folder's pitch head alone (emotion), in place.
+
+    Both stages already end with this when speech.pitch.refine_steps > 0; run it
+    after new pitch targets, or for more updates (--set
+    speech.pitch.refine_steps=N). The conditions (video, conclusion, and a graph
+    folder's footage) are computed once and frozen: minutes on a CPU. Keeps the
+    head with the lowest validation loss; only the head changes.
+    """
+    with user_errors():
+        from dataclasses import asdict
+
+        from dubops.speech.stages import refine_run_pitch
+
+        with tracked_run("pitch_refine", config, data, mlflow) as tracker:
+            result = refine_run_pitch(config, data, model, tracker)
+        if as_json:
+            print_json(asdict(result))
+        else:
+            err_console().print(
+                f"[bold green]pitch[/] val loss {result.val_loss_before:.4f} -> "
+                f"{result.val_loss_after:.4f} (best at update {result.best_step} of "
+                f"{result.steps}), {result.minutes:.1f} min -> {model}"
+            )

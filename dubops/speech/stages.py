@@ -357,3 +357,80 @@ def refine_run_durations(
     refined = _refine(model, train, val, config, refine, out, tracker)
     export_weights(_dubbing_state(model), out / DUBBING_FILE)
     return refined
+
+
+def refine_run_pitch(
+    config: DubOpsConfig, data_dir: str | Path, run_dir: str | Path, tracker: Any = None
+) -> Any:
+    """``dubops train pitch``: refine a finished ControlNet or graph folder's pitch head in place.
+
+    The head's shape is the folder's; the refinement settings
+    (``speech.pitch.refine_steps``, ``refine_lr``, ``refine_eval_every``) come from
+    ``config``. A graph folder's emotion module reads the footage its stage
+    cached (retrieved again from the library it names when the cache is gone).
+    Only the head changes: ``dubbing.safetensors`` is replaced atomically and
+    ``stage.json`` records the refinement.
+    """
+    from dubops.emotion.conditioner import GRAPH_CONFIG, is_graph_dir
+    from dubops.speech.pitch_refine import refine_pitch
+
+    out = Path(run_dir)
+    model, vocab, speech = load_dubbing_model(out)
+    if model.pitch is None:
+        raise InputError(
+            f"--model {out} has no pitch head (it trained with speech.pitch.enabled off); "
+            "retrain its stage with --set speech.pitch.enabled=true"
+        )
+    wanted = config.speech.pitch
+    if not wanted.refine_steps:
+        raise InputError(
+            "speech.pitch.refine_steps is 0: set it, e.g. --set speech.pitch.refine_steps=1000"
+        )
+    pitch = speech.pitch.model_copy(
+        update={
+            "refine_steps": wanted.refine_steps,
+            "refine_lr": wanted.refine_lr,
+            "refine_eval_every": wanted.refine_eval_every,
+        }
+    )
+    graph = is_graph_dir(out)
+    context = speech.controlnet_training.context
+    if graph:
+        context = json.loads((out / GRAPH_CONFIG).read_text())["training"]["context"]
+    model.context = context
+    train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech, context)
+    footage = None
+    if graph:
+        ids = [*train.manifest["clip_id"], *val.manifest["clip_id"]]
+        footage = _graph_footage(config, ids, out)
+    refined = refine_pitch(model, train, val, pitch, footage)
+    _record_in_stage(out, "pitch_refine", asdict(refined))
+    if tracker is not None:
+        tracker.log_metrics(
+            {
+                "pitch_val_loss_before": refined.val_loss_before,
+                "pitch_val_loss_after": refined.val_loss_after,
+            }
+        )
+    export_weights(_dubbing_state(model), out / DUBBING_FILE)
+    return refined
+
+
+def _graph_footage(config: DubOpsConfig, clip_ids: list[str], out: Path) -> Any:
+    """The footage batch function a graph folder trained with (its cache, or the library)."""
+    from dubops.emotion.footage_batch import cached_footage
+    from dubops.feature_store.retrieval import FootageLibrary
+
+    stage = json.loads((out / "stage.json").read_text())
+    library = FootageLibrary.open(stage["library_dir"], backend=config.library.backend)
+    try:
+        if str(library.info.version) != stage["library_version"]:
+            raise InputError(
+                f"the library {stage['library_dir']} changed since {out} trained "
+                f"(version {library.info.version}, trained on {stage['library_version']}); "
+                "retrain the graph stage on it"
+            )
+        footage = cached_footage(library, clip_ids, stage["library_k"], out / "footage_cache")
+    finally:
+        library.close()
+    return footage.batch

@@ -209,3 +209,26 @@ def test_a_controlnet_without_a_pitch_head_gets_one_in_the_graph_stage(trained, 
     assert res.exit_code == 0, res.output
     generator = SpeechGenerator.from_dir(out)
     assert generator.model.pitch is not None and generator.speech.pitch.enabled
+
+    # `dubops train pitch` on a graph folder reads the footage its stage cached, and
+    # changes the head alone; a folder without a head is told how to get one.
+    from safetensors.torch import load_file as load
+
+    before, graph_before = (
+        load(str(out / "dubbing.safetensors")),
+        load(str(out / "graph.safetensors")),
+    )
+    repitch = ["train", "pitch", "--data", str(data), "--no-mlflow", "--json", *sets]
+    res = CliRunner().invoke(
+        app, [*repitch, "--model", str(out), "-s", "speech.pitch.refine_steps=2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["steps"] == 2
+    after = load(str(out / "dubbing.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("pitch."))
+    graph_after = load(str(out / "graph.safetensors"))
+    assert all(torch.equal(graph_before[k], graph_after[k]) for k in graph_before)
+    res = CliRunner().invoke(
+        app, [*repitch, "--model", str(old), "-s", "speech.pitch.refine_steps=2"]
+    )
+    assert res.exit_code == 2 and "pitch.enabled" in " ".join(res.output.split()), res.output

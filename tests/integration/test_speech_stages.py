@@ -115,6 +115,21 @@ def test_pretrain_resume_controlnet_and_dub(tmp_path):
     res = runner.invoke(app, [*refine, *SMALL, "-s", "speech.duration_refine.steps=0"])
     assert res.exit_code == 2 and "duration_refine.steps" in res.output, res.output
 
+    # The pitch head alone, in place: only `pitch.` weights may change.
+    repitch = ["train", "pitch", "--model", str(cn), "--data", str(data), "--no-mlflow"]
+    before = load_file(str(cn / "dubbing.safetensors"))
+    res = runner.invoke(app, [*repitch, "--json", *SMALL, "-s", "speech.pitch.refine_steps=3"])
+    assert res.exit_code == 0, res.output
+    refined = json.loads(res.stdout)
+    assert refined["steps"] == 3 and refined["val_loss_after"] <= refined["val_loss_before"]
+    after = load_file(str(cn / "dubbing.safetensors"))
+    changed = any(not torch.equal(before[k], after[k]) for k in before if k.startswith("pitch."))
+    assert changed == (refined["best_step"] > 0)
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("pitch."))
+    assert json.loads((cn / "stage.json").read_text())["pitch_refine"]["steps"] == 3
+    res = runner.invoke(app, [*repitch, *SMALL, "-s", "speech.pitch.refine_steps=0"])
+    assert res.exit_code == 2 and "pitch.refine_steps" in res.output, res.output
+
     dubbed = tmp_path / "dubbed"
     res = runner.invoke(
         app, ["dub", "--model", str(cn), "--data", str(data), "--out", str(dubbed), *SMALL]
