@@ -53,11 +53,18 @@ def _clip_scores(classifier, wave: np.ndarray, prompt_f: np.ndarray, words: int)
     }
 
 
-def score_folders(data: Path, folders: dict[str, list[Path]], splits: list[str]) -> dict:
+def score_folders(
+    data: Path,
+    folders: dict[str, list[Path]],
+    splits: list[str],
+    classifier_data: Path | None = None,
+) -> dict:
     """Per system and clip: predicted emotion, correctness and the prosody deltas.
 
     A system dubbed with several seeds scores each clip by its share of correct
     seeds (and the mean deltas), so the sampling's noise averages out per clip.
+    ``classifier_data`` names the corpus whose classifier grades (default ``data``):
+    clips of a second held-out corpus are then graded as the first corpus's are.
     """
     from dubops.audio import read_wav
     from dubops.data.datasets import load_manifest
@@ -67,7 +74,7 @@ def score_folders(data: Path, folders: dict[str, list[Path]], splits: list[str])
 
     layout = CorpusLayout(data)
     manifest = load_manifest(data, splits)
-    classifier = load_or_train(data)
+    classifier = load_or_train(classifier_data or data)
     rows = {name: [] for name in ["ground-truth", *folders]}
     for row in manifest.itertuples(index=False):
         prompt, _ = read_wav(layout.resolve(row.prompt_audio_path), SR)
@@ -160,19 +167,32 @@ def main() -> None:
     parser.add_argument("--against", help="NAME of the system the others are paired against")
     parser.add_argument("--split", action="append", help="splits (default test_s1 test_s2)")
     parser.add_argument(
+        "--classifier-data",
+        type=Path,
+        help="corpus whose emotion classifier grades (default --data): a second held-out "
+        "corpus (e.g. `dubops data synth --seed 1`) graded by the first one's classifier",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "emotion_accuracy.json"
     )
     args = parser.parse_args()
     folders = dict(_named(p) for p in args.pred)
     if args.against and args.against not in folders and args.against != "ground-truth":
         raise SystemExit(f"--against {args.against}: name one of {sorted(folders)}")
-    rows = score_folders(args.data, folders, args.split or ["test_s1", "test_s2"])
+    splits = args.split or ["test_s1", "test_s2"]
+    rows = score_folders(args.data, folders, splits, args.classifier_data)
     summary = summarise(rows, args.against)
     print_tables(summary, args.against)
     from dubops.fileio import write_json
     from dubops.run_environment import cpu_description
 
-    record = {"systems": {k: [str(p) for p in v] for k, v in folders.items()}, "summary": summary}
+    record = {
+        "data": str(args.data),
+        "splits": splits,
+        "classifier_data": str(args.classifier_data or args.data),
+        "systems": {k: [str(p) for p in v] for k, v in folders.items()},
+        "summary": summary,
+    }
     # No timings here, but the dubs came from this machine kind: say which.
     write_json(args.out, {**record, "machine": cpu_description()})
     print(f"\nwrote {args.out}")

@@ -29,6 +29,7 @@ from dubops.speech.pretrained import CheckpointError
 
 BASE_FILE = "base.json"
 COPIED = ("vocab.json", "speech.json")
+REFINEMENTS = ("duration_refine", "pitch_refine")
 
 
 def _half(src: Path, dst: Path) -> None:
@@ -61,6 +62,8 @@ def export_base(
         if summary.is_file():
             done = json.loads(summary.read_text())
             stages[stage] = {k: done.get(k) for k in ("step", "val_loss", "minutes")}
+            # The refinements after a ControlNet stage, where it ran them.
+            stages[stage].update({k: done[k] for k in REFINEMENTS if k in done})
     files = [DIT_FILE, DUBBING_FILE, *COPIED]
     record = {
         "made": datetime.now(UTC).isoformat(timespec="seconds"),
