@@ -160,7 +160,6 @@ class ClipDataset(UtteranceDataset):
         word_slots: bool = False,
         prompts: bool = False,
         pitch: bool = False,
-        pitch_workers: int = 1,
     ) -> None:
         super().__init__(root, audio, splits, vocab, include_prompts=False)
         self.manifest = load_manifest(root, list(splits))
@@ -170,7 +169,7 @@ class ClipDataset(UtteranceDataset):
             from dubops.speech.pitch_targets import corpus_pitch
 
             ids = list(self.manifest["clip_id"])
-            self.pitch = corpus_pitch(root, ids, audio, super().lengths(), pitch_workers)
+            self.pitch = corpus_pitch(root, ids, audio, super().lengths())
         self.frame_size = frame_size
         self._frames: dict[int, torch.Tensor] = {}
         # Each clip's timbre prompt mel, for a prompt-context objective (dubops.speech.context).
@@ -195,11 +194,7 @@ class ClipDataset(UtteranceDataset):
         the same sequences; a ``context`` other than ``self`` adds the prompts.
         """
         size, slots = speech.controlnet.frame_size, speech.duration.word_slots
-        extra = {
-            "prompts": context != "self",
-            "pitch": speech.pitch.enabled,
-            "pitch_workers": speech.pitch.target_workers,
-        }
+        extra = {"prompts": context != "self", "pitch": speech.pitch.enabled}
         return (
             cls(root, audio, ["train"], vocab, size, word_slots=slots, **extra),
             cls(root, audio, ["val"], vocab, size, word_slots=slots, **extra),

@@ -89,52 +89,19 @@ def _cache_path(layout: CorpusLayout, audio: AudioConfig) -> Path:
     return layout.root / "features" / "pitch" / f"{version}.npz"
 
 
-def _analyse(job: tuple[str, Path, Path, int, AudioConfig]) -> dict[str, np.ndarray]:
-    """One clip's cache entries: its F0 contour, its prompt's median log-F0 and loudness."""
-    from dubops.audio import MelFrontEnd, read_wav, resample
-    from dubops.speech.pitch import loudness_reference
-
-    clip_id, wave_path, prompt_path, frames, audio = job
-    wave, rate = read_wav(wave_path)
-    prompt, prompt_rate = read_wav(prompt_path)
-    prompt_mel = MelFrontEnd(audio)(resample(prompt, prompt_rate, audio.sample_rate)).T
-    return {
-        f"f0/{clip_id}": f0_contour(wave, rate, frames, audio),
-        f"prompt/{clip_id}": np.array(prompt_logf0(prompt, prompt_rate)),
-        f"level/{clip_id}": np.array(loudness_reference(prompt_mel)),
-    }
-
-
-def _analyse_all(jobs: list, workers: int) -> list[dict[str, np.ndarray]]:
-    """:func:`_analyse` over ``jobs``, in ``workers`` processes when more than one.
-
-    Spawned, not forked: a fork of a process whose torch thread pool already
-    ran can hang in the child. Each clip's analysis is independent and
-    deterministic, so the cache is the same for any number of workers.
-    """
-    if workers <= 1 or len(jobs) < 2:
-        return [_analyse(job) for job in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        return list(pool.map(_analyse, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
-
-
 def corpus_pitch(
     root: str | Path,
     clip_ids: Sequence[str],
     audio: AudioConfig,
     frames: Sequence[int],
-    workers: int = 1,
 ) -> dict[str, tuple[np.ndarray, float, float]]:
     """``clip_id -> (F0 over its mel frames, prompt median log-F0, prompt loudness)``, cached.
 
     The prompt's loudness is :func:`dubops.speech.pitch.loudness_reference` of its mel.
-    ``workers`` processes analyse the clips the cache lacks (``speech.pitch.target_workers``).
     """
+    from dubops.audio import MelFrontEnd, read_wav, resample
     from dubops.data.datasets import load_manifest
+    from dubops.speech.pitch import loudness_reference
 
     layout = CorpusLayout(Path(root))
     path = _cache_path(layout, audio)
@@ -146,23 +113,15 @@ def corpus_pitch(
     if todo:
         rows = load_manifest(root).set_index("clip_id").loc[todo]
         size = dict(zip(clip_ids, frames, strict=True))
-        jobs = [
-            (
-                clip_id,
-                layout.resolve(row["audio_path"]),
-                layout.resolve(row["prompt_audio_path"]),
-                size[clip_id],
-                audio,
-            )
-            for clip_id, row in rows.iterrows()
-        ]
-        logger.info(
-            "pitch targets: %d clips to analyse (pYIN, ~0.5 s each, %d worker(s))",
-            len(todo),
-            workers,
-        )
-        for entries in _analyse_all(jobs, workers):
-            cached.update(entries)
+        front_end = MelFrontEnd(audio)
+        logger.info("pitch targets: %d clips to analyse (pYIN, ~0.5 s each)", len(todo))
+        for clip_id, row in rows.iterrows():
+            wave, rate = read_wav(layout.resolve(row["audio_path"]))
+            prompt, prompt_rate = read_wav(layout.resolve(row["prompt_audio_path"]))
+            cached[f"f0/{clip_id}"] = f0_contour(wave, rate, size[clip_id], audio)
+            cached[f"prompt/{clip_id}"] = np.array(prompt_logf0(prompt, prompt_rate))
+            prompt_mel = front_end(resample(prompt, prompt_rate, audio.sample_rate)).T
+            cached[f"level/{clip_id}"] = np.array(loudness_reference(prompt_mel))
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, **cached)

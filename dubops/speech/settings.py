@@ -177,12 +177,6 @@ class PitchConfig(Section):
         description="updates of the head alone on frozen conditions after the stage "
         "(dubops.speech.pitch_refine); 0 skips",
     )
-    target_workers: int = Field(
-        1,
-        ge=1,
-        description="processes computing the pitch targets (pYIN, once per corpus); "
-        "a setting, not the machine's core count",
-    )
     refine_lr: float = Field(1e-3, gt=0)
     refine_eval_every: int = Field(100, gt=0, description="validation cadence of the refinement")
     smooth_frames: int = Field(

@@ -131,26 +131,3 @@ def test_loud_steady_frames_pyin_calls_unvoiced_take_yins_f0(monkeypatch):
     assert np.allclose(honest[middle], 150.0, rtol=0.03)
     assert np.all(filled[-15:] == 0)  # the silence stays unvoiced
 
-
-def test_pitch_targets_are_the_same_from_two_worker_processes(tmp_path):
-    """The cache a two-process analysis writes equals the one-process cache, entry by entry."""
-    from dubops.data.datasets import load_manifest
-    from dubops.speech.pitch_targets import corpus_pitch
-    from tests.fixtures.corpus import build_fixture_corpus
-
-    audio = AudioConfig()
-    corpus = build_fixture_corpus(tmp_path / "corpus")
-    ids = list(load_manifest(corpus)["clip_id"])[:4]
-    frames = [40 + 7 * i for i in range(len(ids))]
-    one = corpus_pitch(corpus, ids, audio, frames, workers=1)
-    (cache,) = (corpus / "features" / "pitch").glob("*.npz")
-    cache.unlink()  # analysed again, by two processes
-    two = corpus_pitch(corpus, ids, audio, frames, workers=2)
-    assert cache.is_file()
-    assert list(two) == ids
-    for clip in ids:
-        assert (
-            np.array_equal(one[clip][0], two[clip][0])
-            and len(two[clip][0]) == frames[ids.index(clip)]
-        )
-        assert one[clip][1:] == two[clip][1:]
