@@ -45,6 +45,20 @@ def _run(stage: str, config, data: Path, as_json: bool, mlflow: bool, fn) -> Non
         )
 
 
+def _refine_in_place(
+    stage: str, config, data: Path, mlflow: bool, as_json: bool, refine, summary
+) -> None:
+    """A refinement of a finished folder, tracked; its result as JSON or one summary line."""
+    from dataclasses import asdict
+
+    with tracked_run(stage, config, data, mlflow) as tracker:
+        result = refine(tracker)
+    if as_json:
+        print_json(asdict(result))
+    else:
+        err_console().print(summary(result))
+
+
 @app.command("dit-pretrain")
 @config_options(json=True)
 def dit_pretrain(
@@ -128,20 +142,21 @@ def duration(
     where it should).
     """
     with user_errors():
-        from dataclasses import asdict
-
         from dubops.speech.stages import refine_run_durations
 
-        with tracked_run("duration_refine", config, data, mlflow) as tracker:
-            result = refine_run_durations(config, data, model, tracker)
-        if as_json:
-            print_json(asdict(result))
-        else:
-            err_console().print(
-                f"[bold green]duration[/] val onset error {result.onset_error_before:.3f} -> "
-                f"{result.onset_error_after:.3f} frames (best at update {result.best_step} of "
-                f"{result.steps}), {result.minutes:.1f} min -> {model}"
-            )
+        _refine_in_place(
+            "duration_refine",
+            config,
+            data,
+            mlflow,
+            as_json,
+            lambda tracker: refine_run_durations(config, data, model, tracker),
+            lambda r: (
+                f"[bold green]duration[/] val onset error {r.onset_error_before:.3f} -> "
+                f"{r.onset_error_after:.3f} frames (best at update {r.best_step} of {r.steps}), "
+                f"{r.minutes:.1f} min -> {model}"
+            ),
+        )
 
 
 @app.command("pitch")
@@ -166,17 +181,18 @@ def pitch(
     head with the lowest validation loss; only the head changes.
     """
     with user_errors():
-        from dataclasses import asdict
-
         from dubops.speech.stages import refine_run_pitch
 
-        with tracked_run("pitch_refine", config, data, mlflow) as tracker:
-            result = refine_run_pitch(config, data, model, tracker)
-        if as_json:
-            print_json(asdict(result))
-        else:
-            err_console().print(
-                f"[bold green]pitch[/] val loss {result.val_loss_before:.4f} -> "
-                f"{result.val_loss_after:.4f} (best at update {result.best_step} of "
-                f"{result.steps}), {result.minutes:.1f} min -> {model}"
-            )
+        _refine_in_place(
+            "pitch_refine",
+            config,
+            data,
+            mlflow,
+            as_json,
+            lambda tracker: refine_run_pitch(config, data, model, tracker),
+            lambda r: (
+                f"[bold green]pitch[/] val loss {r.val_loss_before:.4f} -> "
+                f"{r.val_loss_after:.4f} (best at update {r.best_step} of {r.steps}), "
+                f"{r.minutes:.1f} min -> {model}"
+            ),
+        )
