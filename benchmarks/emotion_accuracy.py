@@ -13,6 +13,14 @@ last part says *what* is missing when accuracy is low.
     python benchmarks/emotion_accuracy.py --data data/tiny \\
         --pred self=outputs/emo/dub/self --pred prompt=outputs/emo/dub/prompt --against self
 
+A second held-out corpus (``dubops data synth --seed 1``: other clips, none
+trained on) pools with the first, graded by the first corpus's classifier;
+each system then names its folders for both corpora (clip ids are distinct)::
+
+    python benchmarks/emotion_accuracy.py --data data/tiny \\
+        --data data/tiny_seed1=train,val,test_s1,test_s2 --classifier-data data/tiny \\
+        --pred graph=DUB_TEST,DUB_HELDOUT --pred no-graph=... --against graph
+
 Writes ``benchmarks/results/emotion_accuracy.json`` (or ``--out``).
 """
 
@@ -53,18 +61,26 @@ def _clip_scores(classifier, wave: np.ndarray, prompt_f: np.ndarray, words: int)
     }
 
 
+def _corpus(spec: str, default_splits: list[str]) -> tuple[Path, list[str]]:
+    """``DIR`` or ``DIR=SPLIT,SPLIT``: a corpus and the splits scored from it."""
+    path, sep, splits = spec.partition("=")
+    return Path(path), ([x for x in splits.split(",") if x] if sep else default_splits)
+
+
 def score_folders(
-    data: Path,
+    corpora: list[tuple[Path, list[str]]],
     folders: dict[str, list[Path]],
-    splits: list[str],
     classifier_data: Path | None = None,
 ) -> dict:
     """Per system and clip: predicted emotion, correctness and the prosody deltas.
 
     A system dubbed with several seeds scores each clip by its share of correct
     seeds (and the mean deltas), so the sampling's noise averages out per clip.
-    ``classifier_data`` names the corpus whose classifier grades (default ``data``):
-    clips of a second held-out corpus are then graded as the first corpus's are.
+    With several corpora (clip ids are distinct) a system's folders may hold
+    either corpus's clips: each clip reads the folders holding it, and every
+    clip of a system must be found in as many folders. ``classifier_data``
+    names the corpus whose classifier grades (default: the first corpus), so
+    a second held-out corpus is graded as the first one is.
     """
     from dubops.audio import read_wav
     from dubops.data.datasets import load_manifest
@@ -72,34 +88,43 @@ def score_folders(
     from dubops.evaluation.emotion import load_or_train, utterance_features
     from dubops.sample_rates import ANALYSIS_SAMPLE_RATE as SR
 
-    layout = CorpusLayout(data)
-    manifest = load_manifest(data, splits)
-    classifier = load_or_train(classifier_data or data)
+    classifier = load_or_train(classifier_data or corpora[0][0])
     rows = {name: [] for name in ["ground-truth", *folders]}
-    for row in manifest.itertuples(index=False):
-        prompt, _ = read_wav(layout.resolve(row.prompt_audio_path), SR)
-        prompt_f = utterance_features(prompt, SR, len(row.prompt_text.split()))
-        waves = {"ground-truth": [layout.resolve(row.audio_path)]}
-        waves.update(
-            {name: [f / f"{row.clip_id}.wav" for f in paths] for name, paths in folders.items()}
+    takes: dict[str, set[int]] = {name: set() for name in folders}
+    for data, splits in corpora:
+        layout = CorpusLayout(data)
+        for row in load_manifest(data, splits).itertuples(index=False):
+            prompt, _ = read_wav(layout.resolve(row.prompt_audio_path), SR)
+            prompt_f = utterance_features(prompt, SR, len(row.prompt_text.split()))
+            waves = {"ground-truth": [layout.resolve(row.audio_path)]}
+            for name, paths in folders.items():
+                found = [
+                    f / f"{row.clip_id}.wav" for f in paths if (f / f"{row.clip_id}.wav").is_file()
+                ]
+                if not found:
+                    raise SystemExit(f"--pred {name}: no folder holds {row.clip_id}.wav; dub it")
+                takes[name].add(len(found))
+                waves[name] = found
+            for name, paths in waves.items():
+                scores = []
+                for path in paths:
+                    wave, _ = read_wav(path, SR)
+                    scores.append(_clip_scores(classifier, wave, prompt_f, len(row.script.split())))
+                rows[name].append(
+                    {
+                        "clip_id": row.clip_id,
+                        "emotion": row.emotion,
+                        "predicted": [s["predicted"] for s in scores],
+                        "correct": float(np.mean([s["predicted"] == row.emotion for s in scores])),
+                        "pitch_delta": float(np.mean([s["pitch_delta"] for s in scores])),
+                        "energy_delta": float(np.mean([s["energy_delta"] for s in scores])),
+                    }
+                )
+    uneven = {name: sorted(n) for name, n in takes.items() if len(n) > 1}
+    if uneven:
+        raise SystemExit(
+            f"--pred: clips found in unequal numbers of folders {uneven}; dub them all"
         )
-        for name, paths in waves.items():
-            scores = []
-            for path in paths:
-                if not Path(path).is_file():
-                    raise SystemExit(f"--pred {name}: {path} is missing; dub every clip first")
-                wave, _ = read_wav(path, SR)
-                scores.append(_clip_scores(classifier, wave, prompt_f, len(row.script.split())))
-            rows[name].append(
-                {
-                    "clip_id": row.clip_id,
-                    "emotion": row.emotion,
-                    "predicted": [s["predicted"] for s in scores],
-                    "correct": float(np.mean([s["predicted"] == row.emotion for s in scores])),
-                    "pitch_delta": float(np.mean([s["pitch_delta"] for s in scores])),
-                    "energy_delta": float(np.mean([s["energy_delta"] for s in scores])),
-                }
-            )
     return rows
 
 
@@ -157,7 +182,12 @@ def print_tables(summary: dict, against: str | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("data/tiny"), help="corpus folder")
+    parser.add_argument(
+        "--data",
+        action="append",
+        help="corpus folder, or DIR=SPLIT,SPLIT with its own splits (repeat to pool held-out "
+        "corpora; default data/tiny)",
+    )
     parser.add_argument(
         "--pred",
         action="append",
@@ -169,7 +199,7 @@ def main() -> None:
     parser.add_argument(
         "--classifier-data",
         type=Path,
-        help="corpus whose emotion classifier grades (default --data): a second held-out "
+        help="corpus whose emotion classifier grades (default: the first --data): a held-out "
         "corpus (e.g. `dubops data synth --seed 1`) graded by the first one's classifier",
     )
     parser.add_argument(
@@ -179,17 +209,16 @@ def main() -> None:
     folders = dict(_named(p) for p in args.pred)
     if args.against and args.against not in folders and args.against != "ground-truth":
         raise SystemExit(f"--against {args.against}: name one of {sorted(folders)}")
-    splits = args.split or ["test_s1", "test_s2"]
-    rows = score_folders(args.data, folders, splits, args.classifier_data)
+    corpora = [_corpus(c, args.split or ["test_s1", "test_s2"]) for c in args.data or ["data/tiny"]]
+    rows = score_folders(corpora, folders, args.classifier_data)
     summary = summarise(rows, args.against)
     print_tables(summary, args.against)
     from dubops.fileio import write_json
     from dubops.run_environment import cpu_description
 
     record = {
-        "data": str(args.data),
-        "splits": splits,
-        "classifier_data": str(args.classifier_data or args.data),
+        "corpora": {str(path): splits for path, splits in corpora},
+        "classifier_data": str(args.classifier_data or corpora[0][0]),
         "systems": {k: [str(p) for p in v] for k, v in folders.items()},
         "summary": summary,
     }
