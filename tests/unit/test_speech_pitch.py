@@ -130,4 +130,3 @@ def test_loud_steady_frames_pyin_calls_unvoiced_take_yins_f0(monkeypatch):
     assert np.allclose(filled[middle], 150.0, rtol=0.03)
     assert np.allclose(honest[middle], 150.0, rtol=0.03)
     assert np.all(filled[-15:] == 0)  # the silence stays unvoiced
-
