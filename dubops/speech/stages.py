@@ -372,6 +372,7 @@ def refine_run_pitch(
     ``stage.json`` records the refinement.
     """
     from dubops.emotion.conditioner import GRAPH_CONFIG, is_graph_dir
+    from dubops.emotion.graph_settings import GraphConfig
     from dubops.speech.pitch_refine import refine_pitch
 
     out = Path(run_dir)
@@ -393,10 +394,13 @@ def refine_run_pitch(
             "refine_eval_every": wanted.refine_eval_every,
         }
     )
-    graph = is_graph_dir(out)
-    context = speech.controlnet_training.context
-    if graph:
-        context = json.loads((out / GRAPH_CONFIG).read_text())["training"]["context"]
+    # A graph folder trains (and so refines) with its own graph.training context and footage.
+    graph = (
+        GraphConfig.model_validate_json((out / GRAPH_CONFIG).read_text())
+        if is_graph_dir(out)
+        else None
+    )
+    context = graph.training.context if graph else speech.controlnet_training.context
     model.context = context
     train, val = ClipDataset.train_val(data_dir, config.audio, vocab, speech, context)
     footage = None
