@@ -17,6 +17,7 @@ from dubops.cli import (
     pipeline,
     reasoning,
     registry,
+    scene,
     serve,
     train,
 )
@@ -86,6 +87,8 @@ app.add_typer(monitor.app, name="monitor")
 app.command("dub")(dubbing.dub_command)
 app.command("speak")(dubbing.speak_command)
 app.command("dub-clip")(dubbing.dub_clip_command)
+app.command("dub-video")(scene.dub_video_command)
+data.app.command("scene")(scene.scene_command)
 app.command("eval")(evaluate_command)
 app.command("reason")(reasoning.reason_command)
 train.app.command("reasoner-sft")(reasoning.reasoner_sft)

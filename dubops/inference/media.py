@@ -99,19 +99,29 @@ def video_file(request: DubRequest, folder: Path) -> Path:
 
 
 def _video(request: DubRequest) -> tuple[np.ndarray, float]:
+    return decode_video(request.video, request.fps)
+
+
+def decode_video(
+    video: Path | bytes | np.ndarray, fps: float | None = None
+) -> tuple[np.ndarray, float]:
+    """``(frames, fps)`` of a video given as a path, an mp4's bytes or frames (with ``fps``);
+    an unreadable one is an :class:`InputError` naming the ``video`` field."""
     from dubops.errors import DubOpsError
     from dubops.video import read_video
 
-    if isinstance(request.video, np.ndarray):
-        return request.video, float(request.fps or 25.0)
+    if isinstance(video, np.ndarray):
+        return video, float(fps or 25.0)
     try:
-        if isinstance(request.video, Path):
-            return read_video(request.video)
+        if isinstance(video, Path):
+            return read_video(video)
         with tempfile.TemporaryDirectory(prefix="dubops-video-") as tmp:
-            return read_video(video_file(request, Path(tmp)))
+            path = Path(tmp) / "video.mp4"
+            path.write_bytes(video)
+            return read_video(path)
     except DubOpsError as exc:
         # Bytes were written to a private temp file: its path means nothing to the sender.
-        message = str(exc) if isinstance(request.video, Path) else _without_paths(str(exc))
+        message = str(exc) if isinstance(video, Path) else _without_paths(str(exc))
         raise InputError(f"video: {message}; send a readable video (mp4, H.264)") from None
 
 
