@@ -46,16 +46,21 @@ demo: install
 	$(BIN)/dubops dub-clip --model models:/dubbing@$$alias --clip $(DEMO_CLIP) --data $(DEMO_DIR) \
 		--out out/demo.mp4 --no-mos && \
 	$(BIN)/dubops serve try --model models:/dubbing@$$alias --clip $(DEMO_CLIP) --data $(DEMO_DIR) \
-		--out out/served
+		--out out/served && \
+	$(BIN)/dubops data scene --data $(DEMO_DIR) --split test_s1 --seconds 30 --out out/scene && \
+	$(BIN)/dubops dub-video out/scene/scene.mp4 --subtitles out/scene/scene.srt \
+		--voices-dir out/scene/voices --model models:/dubbing@$$alias --out out/scene_dub.mp4
 	@echo "Dubbed: out/demo.mp4 (reasoning: out/demo.reasoning.txt, metrics: out/demo.json)"
 	@echo "Served: out/served/ (the same clip through BentoML's HTTP API: sync and as a job)"
+	@echo "Scene: out/scene_dub.mp4 (a 30 s scene of three speakers, line by line: out/scene_dub.json)"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db" \
 		"--default-artifact-root $(CURDIR)/mlartifacts  (then open http://127.0.0.1:5000)"
 
 # The champion behind BentoML on 127.0.0.1 until Ctrl-C (which drains it).
 SERVE_PORT ?= 3000
 serve: install
-	@echo "DubOps API: http://127.0.0.1:$(SERVE_PORT)  (POST /dub, /jobs; docs: /docs)"
+	@echo "DubOps API: http://127.0.0.1:$(SERVE_PORT)  (POST /dub, /jobs; docs: /docs;" \
+		"review page: /review)"
 	$(BIN)/dubops serve bento --model models:/dubbing@champion --port $(SERVE_PORT)
 
 test: install

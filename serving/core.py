@@ -62,6 +62,8 @@ class DubbingService:
         self.with_jobs = jobs
         self.drift: Any = None
         self.model_version = ""
+        self.model_id = ""  # what the scene line cache keys on (dubops.scenes)
+        self.scene_progress: dict[str, dict[int, str]] = {}  # running scene jobs, per line
         self._loaded = threading.Event()
 
     # -- life cycle ------------------------------------------------------------------
@@ -86,6 +88,11 @@ class DubbingService:
         )
         # One spelling everywhere (results, metrics, KServe's model_version): "dubbing/3".
         self.model_version = str(self.pipeline.model_version or info.get("version") or "")
+        from dubops.scenes.scene_dubbing import model_fingerprint
+
+        self.model_id = model_fingerprint(
+            self.settings.model, info, [Path(self.settings.library_dir or ".")]
+        )
         self.batcher = AdaptiveBatcher(
             self._dub_many,
             max_batch_size=self.settings.max_batch_size,
@@ -248,10 +255,11 @@ class DubbingService:
     ) -> tuple[Job, bool]:
         """Keep the media on disk and queue a job (the same key twice: one job); the job
         and whether this call created it (``False``: an earlier call with the key did)."""
-        if self.store.queued_count() >= self.settings.max_jobs_queued:
-            from dubops.serving.batcher import QueueFullError
+        self._check_room()
+        from dubops.serving.scene_jobs import is_scene, scene_job_request
 
-            raise QueueFullError(self.store.queued_count(), 60.0)
+        if is_scene(fields):
+            return self._queue(scene_job_request(self, fields), idempotency_key)
         request = self.request(fields, sync=False)
         stored: dict[str, Any] = {
             k: v for k, v in request.model_dump().items() if k not in ("video", "prompt")
@@ -259,13 +267,49 @@ class DubbingService:
         stored["clip_id"] = request.clip_id or "clip"  # not the upload's file name
         for name in ("video", "prompt"):
             value = getattr(request, name)
-            stored[name] = str(value if isinstance(value, Path) else self._keep_upload(value))
+            stored[name] = str(value if isinstance(value, Path) else self.keep_upload(value))
+        return self._queue(stored, idempotency_key)
+
+    def redub_job(
+        self, job_id: str, number: int, changes: Mapping[str, Any], idempotency_key: str | None
+    ) -> tuple[Job | None, bool]:
+        """Queue a re-dub of one line of scene job ``job_id`` (the parent's inputs, this
+        line's changes); the line cache makes it redo that line only. ``(None, False)``
+        for an unknown job."""
+        from dubops.serving.scene_jobs import redub_request
+
+        self._check_room()
+        parent = self.store.get(job_id)
+        if parent is None:
+            return None, False
+        return self._queue(redub_request(parent.request, number, changes), idempotency_key)
+
+    def line_states(self, job_id: str) -> dict[str, Any] | None:
+        """A scene job's lines and the state of each (queued, cached, dubbing, done)."""
+        job = self.store.get(job_id)
+        if job is None:
+            return None
+        if job.result is not None and "segments" in job.result:
+            states = {str(s["number"]): "cached" if s["cached"] else "done"
+                      for s in job.result["segments"]}  # fmt: skip
+        else:
+            states = {str(n): v for n, v in self.scene_progress.get(job_id, {}).items()}
+        return {"id": job_id, "state": job.state, "lines": states}
+
+    def _check_room(self) -> None:
+        """429 before any upload is kept when the job queue is full."""
+        if self.store.queued_count() >= self.settings.max_jobs_queued:
+            from dubops.serving.batcher import QueueFullError
+
+            raise QueueFullError(self.store.queued_count(), 60.0)
+
+    def _queue(self, stored: dict[str, Any], idempotency_key: str | None) -> tuple[Job, bool]:
         job, created = self.store.create(stored, idempotency_key)
         if created:
             self.runner.notify()
         return job, created
 
-    def _keep_upload(self, data: bytes) -> Path:
+    def keep_upload(self, data: bytes) -> Path:
         path = self.uploads / hashlib.sha256(data).hexdigest()
         if not path.is_file():
             tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
@@ -277,6 +321,15 @@ class DubbingService:
         from dubops.cancellation import stop_when
         from dubops.inference.result import STAGES
 
+        if job.request.get("kind") == "scene":
+            from dubops.serving.scene_jobs import run_scene_job
+
+            progress = self.scene_progress.setdefault(job.id, {})
+            try:
+                with stop_when(should_stop):
+                    return run_scene_job(self, job, report, progress)
+            finally:
+                self.scene_progress.pop(job.id, None)
         fields = dict(job.request)
         fields["video"], fields["prompt"] = Path(fields["video"]), Path(fields["prompt"])
         stages = [s for s in STAGES if s != "mux" or fields.get("mp4")]

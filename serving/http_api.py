@@ -1,4 +1,6 @@
-"""The HTTP API BentoML serves: ``/dub``, ``/artifacts/{id}`` and the durable ``/jobs``.
+"""The HTTP API BentoML serves: ``/dub``, ``/artifacts/{id}``, the durable ``/jobs`` (a clip,
+or a scene with subtitles and voices: :mod:`dubops.serving.scene_jobs`) and the review
+page at ``/review``.
 
 A FastAPI app (BentoML mounts it with ``bentoml.asgi_app``) over a
 :class:`~dubops.serving.core.DubbingService`; every route is a few lines of
@@ -127,12 +129,44 @@ def create_app(get_service: Any) -> FastAPI:
             return JSONResponse({"error": detail, "state": job.state}, 409)
         return job.result
 
+    @app.get("/jobs/{job_id}/segments", summary="A scene job's lines and the state of each")
+    async def job_lines(job_id: str, authorization: str | None = Header(None)) -> Any:
+        states = service(authorization).line_states(job_id)
+        return states if states is not None else _missing(job_id)
+
+    @app.post(
+        "/jobs/{job_id}/segments/{number}",
+        status_code=202,
+        summary="Re-dub one line of a scene job: a new job that redoes only that line",
+        responses={200: {}, 400: {}, 401: {}, 404: {}, 429: {}},
+    )
+    async def redub_line(
+        job_id: str,
+        number: int,
+        request: Request,
+        authorization: str | None = Header(None),
+        idempotency_key: str | None = Header(None, max_length=200),
+    ) -> Any:
+        import anyio
+
+        svc = service(authorization)
+        changes = await _fields(request)
+        job, created = await anyio.to_thread.run_sync(
+            svc.redub_job, job_id, number, changes, idempotency_key
+        )
+        if job is None:
+            return _missing(job_id)
+        return JSONResponse(job.to_json(), 202 if created else 200)
+
     @app.delete("/jobs/{job_id}", summary="Cancel a job (its work stops)")
     async def cancel_job(job_id: str, authorization: str | None = Header(None)) -> Any:
         svc = service(authorization)
         job = svc.runner.cancel(job_id)
         return job.to_json() if job is not None else _missing(job_id)
 
+    from dubops.serving.review_page import mount_review_page
+
+    mount_review_page(app)
     return app
 
 

@@ -148,9 +148,21 @@ def _checked_request(
 ) -> tuple[DubRequest, dict[str, Any] | None]:
     """The request, every input checked (files, script, prompt, output path); no model."""
     from dubops.cli import checks
-    from dubops.registry.loading import MODELS_SCHEME, parse_models_uri
 
     checks.output_file(out, "--out", ".mp4")
+    checked_model(model, library)
+    request, row = _checked_clip(clip, data, video, script, script_file, prompt, react, oracles)
+    request = request.model_copy(update={"seed": seed, "mp4": True})
+    require_store(config, model)  # last: the inputs' own errors come first
+    return request, row
+
+
+def checked_model(model: str, library: Path | None) -> None:
+    """A ``models:/`` URI that parses, or a bundle or run folder; a library that exists
+    (file checks only: no model loads)."""
+    from dubops.cli import checks
+    from dubops.registry.loading import MODELS_SCHEME, parse_models_uri
+
     if model.startswith(MODELS_SCHEME):
         parse_models_uri(model)
     elif not (Path(model) / "stage.json").is_file():
@@ -162,11 +174,14 @@ def _checked_request(
         )
     if library is not None:
         checks.input_dir(library, "--library", "library.json", "build one: dubops library build")
-    request, row = _checked_clip(clip, data, video, script, script_file, prompt, react, oracles)
-    request = request.model_copy(update={"seed": seed, "mp4": True})
-    if model.startswith(MODELS_SCHEME):  # last: the inputs' own errors come first
+
+
+def require_store(config, model: str) -> None:
+    """A registry URI needs a store that exists (checked after the inputs' own errors)."""
+    from dubops.registry.loading import MODELS_SCHEME, parse_models_uri
+
+    if model.startswith(MODELS_SCHEME):
         _require_store(config, parse_models_uri(model)[0])
-    return request, row
 
 
 def _checked_clip(

@@ -39,12 +39,19 @@ def dub_video_command(
         ),
     ],
     voices: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
             "--voice",
             help="SPEAKER=PROMPT.wav: the voice each speaker is dubbed in (repeat per speaker).",
         ),
-    ],
+    ] = None,
+    voices_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--voices-dir",
+            help="A folder of SPEAKER.wav prompts, one per speaker (with or instead of --voice).",
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The dubbed video (.mp4).")] = Path(
         "out/scene.mp4"
     ),
@@ -101,7 +108,12 @@ def dub_video_command(
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with user_errors():
-        lines, voice_files = _checked_inputs(video, subtitles, voices, segment or [], out)
+        from dubops.cli.dubbing import checked_model, require_store
+
+        checked_model(model, library)
+        given = [*(voices or []), *_voices_in(voices_dir)]
+        lines, voice_files = _checked_inputs(video, subtitles, given, segment or [], out)
+        require_store(config, model)
         folder = cache or out.with_name(out.stem + ".segments")
         summary = _dub(
             config, model, video, lines, voice_files, folder, out, seed, batch_size, threads,
@@ -143,6 +155,19 @@ def _video_seconds(video: Path) -> float:
         return probe_video(video).seconds
     except ValueError as exc:
         raise InputError(f"VIDEO {video}: not a readable video ({exc})") from None
+
+
+def _voices_in(folder: Path | None) -> list[str]:
+    """``SPEAKER=PATH`` for each ``SPEAKER.wav`` in ``folder``."""
+    from dubops.cli import checks
+
+    if folder is None:
+        return []
+    checks.input_dir(folder, "--voices-dir")
+    found = [f"{path.stem}={path}" for path in sorted(folder.glob("*.wav"))]
+    if not found:
+        raise InputError(f"--voices-dir {folder}: no .wav files; put one SPEAKER.wav per speaker")
+    return found
 
 
 def parse_voices(values: list[str]) -> dict[str, Path]:
@@ -255,8 +280,10 @@ def scene_command(
         from dubops.scenes.synthetic_scene import make_scene
 
         files = make_scene(data, out, speakers, seconds, tuple(split or ("test_s1", "test_s2")))
-    voice_args = " ".join(f"--voice {v}" for v in files.voice_options())
-    command = f"dubops dub-video {files.video} --subtitles {files.subtitles} {voice_args}"
+    voices_dir = files.video.parent / "voices"
+    command = (
+        f"dubops dub-video {files.video} --subtitles {files.subtitles} --voices-dir {voices_dir}"
+    )
     if as_json:
         voices = {k: str(v) for k, v in files.voices.items()}
         print_json(

@@ -57,6 +57,9 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "bad_yaml": root / "bad.yaml",
         "corpus": root / "corpus",
         "pred16k": root / "pred16k",
+        "srt": root / "scene.srt",
+        "srt_overlap": root / "overlap.srt",
+        "srt_past": root / "past.srt",
     }
     grey_video(paths["video"], 1.0)
     sf.write(paths["prompt"], voice, 24_000)
@@ -70,6 +73,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
     paths["bad_yaml"].write_text("synth: [unclosed\n")
     build_fixture_corpus(paths["corpus"], n=4)
     paths["pred16k"].mkdir()
+    paths["srt"].write_text("1\n00:00:00,000 --> 00:00:00,900\nA: Hi there.\n")
+    paths["srt_overlap"].write_text(
+        "1\n00:00:00,000 --> 00:00:00,800\nA: Hi.\n\n2\n00:00:00,500 --> 00:00:01,000\nA: Yo.\n"
+    )
+    paths["srt_past"].write_text("1\n00:00:00,000 --> 00:00:04,000\nA: Hi there.\n")
     sf.write(paths["pred16k"] / "clip_000.wav", voice[::3], 16_000)
     return paths
 
@@ -87,6 +95,11 @@ def _own(media: dict[str, Path], **change: object) -> list[str]:
         if value is not None:
             args += [option, value if isinstance(value, bytes) else str(value)]
     return args
+
+
+def _scene(media: dict[str, Path], *extra: str, srt: Path | None = None) -> list[str]:
+    """dub-video of the 1 s video with a subtitle file (``srt``: another one)."""
+    return ["dub-video", str(media["video"]), "--subtitles", str(srt or media["srt"]), *extra]
 
 
 def _cases(media: dict[str, Path], out: Path) -> dict[str, tuple[list, str]]:
@@ -203,6 +216,29 @@ def _cases(media: dict[str, Path], out: Path) -> dict[str, tuple[list, str]]:
             "--out",
         ),
         "library query: none built": (["library", "query", "--clip", "x"], "--library"),
+        "dub-video: voice without =": (_scene(m, "--voice", "A") + o, "--voice 'A'"),
+        "dub-video: voice silent": (_scene(m, "--voice", f"A={m['silent']}") + o, "--voice A"),
+        "dub-video: speaker without voice": (
+            _scene(m, "--voice", f"B={m['prompt']}") + o,
+            "--voice A=",
+        ),
+        "dub-video: subtitles overlap": (
+            _scene(m, "--voice", f"A={m['prompt']}", srt=m["srt_overlap"]) + o,
+            "line 5: starts at 0.500 s",
+        ),
+        "dub-video: subtitles past the video": (
+            _scene(m, "--voice", f"A={m['prompt']}", srt=m["srt_past"]) + o,
+            "past the video's end",
+        ),
+        "dub-video: segment malformed": (
+            _scene(m, "--voice", f"A={m['prompt']}", "--segment", "x") + o,
+            "--segment 'x'",
+        ),
+        "dub-video: segment unknown line": (
+            _scene(m, "--voice", f"A={m['prompt']}", "--segment", "4.seed=1") + o,
+            "--segment 4: no such segment",
+        ),
+        "dub-video: no store": (_scene(m, "--voice", f"A={m['prompt']}") + o, "no MLflow store"),
         "dub-clip: no store": ([*_own(m), *o], "no MLflow store"),
         "registry list: no store": (["registry", "list"], "no MLflow store"),
         "registry show: no store": (["registry", "show", "champion"], "no MLflow store"),
@@ -238,6 +274,9 @@ _NAMES = [
     "speak: seconds zero", "speak: two hours", "eval: pred at 16 kHz", "eval: pred missing",
     "eval: ref missing", "synth: out under a file", "library query: none built",
     "dub-clip: no store", "registry list: no store", "registry show: no store",
+    "dub-video: voice without =", "dub-video: voice silent", "dub-video: speaker without voice",
+    "dub-video: subtitles overlap", "dub-video: subtitles past the video",
+    "dub-video: segment malformed", "dub-video: segment unknown line", "dub-video: no store",
 ]  # fmt: skip
 
 
