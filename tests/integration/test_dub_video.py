@@ -37,7 +37,8 @@ def scene(small_synthetic_corpus, tmp_path_factory):
 
 def _dub(scene, champion, out: Path, *extra: str, voices: dict | None = None):
     sets = [a for s in champion.sets for a in ("--set", s)]
-    given = [a for k, v in (voices or scene["voices"]).items() for a in ("--voice", f"{k}={v}")]
+    chosen = scene["voices"] if voices is None else voices
+    given = [a for k, v in chosen.items() for a in ("--voice", f"{k}={v}")]
     return runner.invoke(
         app,
         ["dub-video", scene["video"], "--subtitles", scene["subtitles"], *given,
@@ -102,9 +103,11 @@ def test_dub_video_fills_each_slot_and_redubbing_one_line_leaves_the_rest_bit_id
     assert np.array_equal(track[outside], second[outside])
     assert not np.array_equal(track[start:end], second[start:end])
 
-    unchanged = _dub(
-        scene, served_champion, out, "--segment", "2.seed=5", "--segment", "2.emotion=fear"
-    )
+    # The same voices from a folder of SPEAKER.wav: the same inputs, so nothing is dubbed.
+    folder = Path(next(iter(scene["voices"].values()))).parent
+    unchanged = _dub(scene, served_champion, out, "--voices-dir", str(folder), "--segment",
+                     "2.seed=5", "--segment", "2.emotion=fear", voices={})  # fmt: skip
+    assert unchanged.exit_code == 0, unchanged.output
     assert json.loads(unchanged.stdout)["dubbed"] == 0
 
 
