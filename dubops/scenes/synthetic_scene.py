@@ -57,7 +57,7 @@ def make_scene(
     from dubops.audio import read_wav, write_wav
     from dubops.data.datasets import load_manifest
     from dubops.data.layout import CorpusLayout
-    from dubops.fileio import write_json
+    from dubops.fileio import atomic_path, write_json
     from dubops.video import read_video, write_video
 
     layout = CorpusLayout(Path(data_dir))
@@ -99,12 +99,14 @@ def make_scene(
     write_video(out / "scene.mp4", video, fps)
     write_wav(out / "reference.wav", track, rate)
     cues = [_cue(n, row) for n, (row, _, _) in enumerate(pieces, start=1)]
-    (out / "scene.srt").write_text("\n".join(cues), encoding="utf-8")
+    with atomic_path(out / "scene.srt") as tmp:
+        tmp.write_text("\n".join(cues), encoding="utf-8")
     voices = {}
     for speaker in cast:
         first = next(row for row, _, _ in pieces if row["speaker"] == speaker)
         voices[speaker] = out / "voices" / f"{speaker}.wav"
-        shutil.copyfile(layout.resolve(first["prompt_audio_path"]), voices[speaker])
+        with atomic_path(voices[speaker]) as tmp:
+            shutil.copyfile(layout.resolve(first["prompt_audio_path"]), tmp)
     slots = [
         {k: row[k] for k in ("clip_id", "speaker", "start", "end", "script", "emotion", "split")}
         for row, _, _ in pieces
