@@ -232,13 +232,6 @@ def _seed(value: Any) -> int:
 
 def _changes(value: Any) -> dict[str, dict[str, str]]:
     """``{"N": {field: value}}`` from JSON (or a multipart JSON text), values as text."""
-    if value in (None, "", b""):
-        return {}
-    if isinstance(value, bytes | str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise InputError('changes: not JSON; give {"3": {"emotion": "anger"}}') from None
     changes = _mapping("changes", value)
     checked: dict[str, dict[str, str]] = {}
     for number, fields in changes.items():
@@ -260,7 +253,7 @@ def _mapping(name: str, value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise InputError(f"{name}: not a JSON object") from None
+            raise InputError(f"{name}: not JSON; give a JSON object") from None
     if not isinstance(value, Mapping):
         raise InputError(f"{name}: expected an object, got {type(value).__name__}")
     return dict(value)

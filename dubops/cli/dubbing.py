@@ -44,17 +44,25 @@ if TYPE_CHECKING:
     from dubops.inference import DubRequest
 
 
+# The model of a served dub: a registry URI, a bundle, or training outputs with their parts.
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        help="models:/dubbing@champion (or /VERSION), a bundle folder, or a controlnet/graph "
+        "run folder (then --reasoner and --extractors).",
+    ),
+]
+LibraryOption = Annotated[
+    Path | None,
+    typer.Option("--library", help="Footage library (default: the one the model records)."),
+]
+
+
 @config_options(json=True)
 def dub_clip_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="models:/dubbing@champion (or /VERSION), a bundle folder, or a controlnet/graph "
-            "run folder (then --reasoner and --extractors).",
-        ),
-    ] = "models:/dubbing@champion",
+    model: ModelOption = "models:/dubbing@champion",
     reasoner: ReasonerOption = None,
     extractors: ExtractorsOption = None,
     clip: Annotated[
@@ -73,10 +81,7 @@ def dub_clip_command(
         typer.Option("--prompt", help="Timbre prompt: a wav of the voice (0.5 s or more)."),
     ] = None,
     react: Annotated[str, typer.Option("--react", help="The preceding line, if known.")] = "",
-    library: Annotated[
-        Path | None,
-        typer.Option("--library", help="Footage library (default: the one the model records)."),
-    ] = None,
+    library: LibraryOption = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Dubbed video (.mp4).")] = Path(
         "out/demo.mp4"
     ),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dubops.cli.common import err_console, print_json, progress_bar, user_errors
+from dubops.cli.dubbing import ExtractorsOption, LibraryOption, ModelOption, ReasonerOption
 from dubops.cli.options import config_options
 from dubops.errors import InputError
 
@@ -55,26 +56,10 @@ def dub_video_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="The dubbed video (.mp4).")] = Path(
         "out/scene.mp4"
     ),
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="models:/dubbing@champion (or /VERSION), a bundle folder, or a controlnet/graph "
-            "run folder (then --reasoner and --extractors).",
-        ),
-    ] = "models:/dubbing@champion",
-    reasoner: Annotated[
-        Path | None, typer.Option("--reasoner", help="With a run folder: the reasoner's folder.")
-    ] = None,
-    extractors: Annotated[
-        Path | None,
-        typer.Option("--extractors", help="With a graph run folder: the library's extractors."),
-    ] = None,
-    library: Annotated[
-        Path | None,
-        typer.Option("--library", help="Footage library (default: the one the model records)."),
-    ] = None,
+    model: ModelOption = "models:/dubbing@champion",
+    reasoner: ReasonerOption = None,
+    extractors: ExtractorsOption = None,
+    library: LibraryOption = None,
     segment: Annotated[
         list[str] | None,
         typer.Option(
