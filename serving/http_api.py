@@ -129,6 +129,12 @@ def create_app(get_service: Any) -> FastAPI:
             return JSONResponse({"error": detail, "state": job.state}, 409)
         return job.result
 
+    @app.get("/examples", summary="Example scenes under the allowed folders, to pick and dub")
+    async def examples(authorization: str | None = Header(None)) -> dict:
+        from dubops.serving.scene_jobs import example_scenes
+
+        return {"scenes": example_scenes(service(authorization).roots)}
+
     @app.get("/jobs/{job_id}/segments", summary="A scene job's lines and the state of each")
     async def job_lines(job_id: str, authorization: str | None = Header(None)) -> Any:
         states = service(authorization).line_states(job_id)

@@ -3,8 +3,9 @@
 ``POST /jobs`` with a ``subtitles`` field is a scene job. The fields:
 
 * the video as for a clip: a multipart file ``video``, ``video_b64`` or ``video_uri``;
-* ``subtitles``: the SRT or JSON text (a multipart file or a string), and
-  ``subtitles_format`` (``srt`` or ``json``; guessed from the text when left out);
+* ``subtitles``: the SRT or JSON text (a multipart file or a string), or
+  ``subtitles_uri`` (a file under the allowed roots), and ``subtitles_format`` (``srt``
+  or ``json``; guessed from the text when left out);
 * the voices: multipart files ``voice_<SPEAKER>``, or in JSON ``voices``
   (``{"SPEAKER": "<wav base64>"}``) and ``voice_uris`` (``{"SPEAKER": "/path.wav"}``
   under the allowed roots);
@@ -37,14 +38,34 @@ if TYPE_CHECKING:
 
 VOICE_PREFIX = "voice_"
 _SCENE_FIELDS = {
-    "video", "video_b64", "video_uri", "video_path", "subtitles", "subtitles_format",
-    "voices", "voice_uris", "seed", "changes",
+    "video", "video_b64", "video_uri", "video_path", "subtitles", "subtitles_uri",
+    "subtitles_format", "voices", "voice_uris", "seed", "changes",
 }  # fmt: skip
 CHANGE_FIELDS = ("text", "speaker", "seed", "scene_type", "gender", "age", "emotion")
 
 
 def is_scene(fields: Mapping[str, Any]) -> bool:
-    return "subtitles" in fields
+    return "subtitles" in fields or "subtitles_uri" in fields
+
+
+def example_scenes(roots: list[Path]) -> list[dict[str, Any]]:
+    """Scenes ``dubops data scene`` wrote under the allowed folders (a root itself or one
+    folder down), as the fields of a scene job: what the review page offers to pick."""
+    found = []
+    for root in roots:
+        for srt in sorted([*root.glob("scene.srt"), *root.glob("*/scene.srt")]):
+            folder = srt.parent
+            voices = sorted((folder / "voices").glob("*.wav"))
+            if (folder / "scene.mp4").is_file() and voices:
+                found.append(
+                    {
+                        "name": folder.name,
+                        "video_uri": str(folder / "scene.mp4"),
+                        "subtitles_uri": str(srt),
+                        "voice_uris": {p.stem: str(p) for p in voices},
+                    }
+                )
+    return found
 
 
 def scene_job_request(service: DubbingService, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,8 +80,13 @@ def scene_job_request(service: DubbingService, fields: Mapping[str, Any]) -> dic
         )
     max_bytes = int(service.settings.max_upload_mb * 2**20)
     video = wire.media_from_fields("video", fields, service.roots, max_bytes)
-    text = _text("subtitles", fields["subtitles"])
-    kind = _format(fields.get("subtitles_format"), text)
+    if fields.get("subtitles_uri"):
+        path = wire.path_under_roots("subtitles_uri", str(fields["subtitles_uri"]), service.roots)
+        text = _text("subtitles_uri", path.read_bytes())
+        kind = _format(fields.get("subtitles_format") or path.suffix.lstrip("."), text)
+    else:
+        text = _text("subtitles", fields.get("subtitles"))
+        kind = _format(fields.get("subtitles_format"), text)
     voices = {
         name: str(_kept(service, data))
         for name, data in _voices(fields, service, max_bytes).items()

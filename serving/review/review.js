@@ -107,6 +107,49 @@ async function submitScene(event) {
   }
 }
 
+// Scenes made by `dubops data scene` under the server's allowed folders.
+let examples = [];
+
+async function loadExamples() {
+  try {
+    examples = (await api("/examples")).scenes || [];
+  } catch (error) {
+    examples = [];
+  }
+  const select = $("#example");
+  select.textContent = "";
+  for (const [i, scene] of examples.entries()) {
+    const option = document.createElement("option");
+    option.value = String(i);
+    option.textContent = `${scene.name} (${Object.keys(scene.voice_uris).join(", ")})`;
+    select.appendChild(option);
+  }
+  if (!examples.length) select.innerHTML = '<option value="">(none found)</option>';
+  $("#dub-example").disabled = !examples.length;
+}
+
+async function dubExample() {
+  const scene = examples[Number($("#example").value)];
+  if (!scene) return;
+  showError("#form-error", "");
+  $("#dub-example").disabled = true;
+  try {
+    const { name, ...fields } = scene;
+    const body = JSON.stringify({ ...fields, seed: Number($("#seed").value || 0) });
+    const job = await api("/jobs", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body,
+    });
+    originalUrl = null; // the server's copy of the video plays beside the dub
+    await follow(job.id);
+  } catch (error) {
+    showError("#form-error", error.message);
+  } finally {
+    $("#dub-example").disabled = false;
+  }
+}
+
 // Poll a job until it ends, showing each line's state; then show its result.
 async function follow(jobId) {
   currentJob = jobId;
@@ -244,3 +287,6 @@ async function redub(event, line) {
 
 $("#subtitles").addEventListener("change", showVoices);
 $("#scene-form").addEventListener("submit", submitScene);
+$("#dub-example").addEventListener("click", dubExample);
+$("#token").addEventListener("change", loadExamples);
+loadExamples();

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -30,11 +31,13 @@ def scene(small_synthetic_corpus, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(served_champion, tmp_path_factory):
+def server(served_champion, scene, tmp_path_factory):
     root = tmp_path_factory.mktemp("review_server")
     env = {"BENTOML_HOME": str(root / "bentoml_home")}
+    examples = f"serving.allowed_roots=[{scene.video.parent}]"  # the page offers the scene
     served = start_server("bento", served_champion, root / "server.log",
-                          "--state-dir", str(root / "state"), env=env)  # fmt: skip
+                          "--state-dir", str(root / "state"), "--set", examples,
+                          env=env)  # fmt: skip
     try:
         served.wait_ready("/readyz", timeout=240)
         yield served
@@ -84,6 +87,19 @@ def test_a_scene_job_lists_its_lines_and_a_redub_job_redoes_one(server, scene):
     assert again["changes"] == {"2": {"emotion": "fear", "seed": "3"}}
 
 
+def test_example_scenes_under_the_allowed_folders_are_offered_and_dub_by_path(server, scene):
+    found = httpx.get(f"{server.url}/examples", timeout=10).json()["scenes"]
+    assert [s["name"] for s in found] == [scene.video.parent.name]
+    assert set(found[0]["voice_uris"]) == set(scene.voices)
+    fields = {k: v for k, v in found[0].items() if k != "name"}
+    made = httpx.post(f"{server.url}/jobs", json=fields, timeout=60)
+    assert made.status_code == 202, made.text
+    assert len(_finished(server.url, made.json()["id"])["segments"]) >= 2
+    outside = fields | {"subtitles_uri": "/etc/hostname"}
+    answer = httpx.post(f"{server.url}/jobs", json=outside, timeout=60)
+    assert answer.status_code == 400 and "outside the allowed folders" in answer.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("change", "status", "expected"),
     [
@@ -124,6 +140,12 @@ def test_the_review_page_dubs_redubs_and_downloads_in_chromium(server, scene, tm
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         page.goto(f"{server.url}/review")
+        # An example scene on the server: picked, dubbed, its lines listed.
+        expect(page.locator("#example option")).to_have_text([re.compile(scene.video.parent.name)])
+        page.click("#dub-example")
+        expect(page.locator("#segments tbody tr").first).to_be_visible(timeout=240_000)
+        expect(page.locator("#original")).to_have_attribute("src", re.compile("/artifacts/"))
+
         page.set_input_files("#video", str(scene.video))
 
         page.set_input_files("#subtitles", str(bad))  # refused by the server, shown on the page
