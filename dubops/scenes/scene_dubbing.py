@@ -10,9 +10,10 @@ kept as soon as its batch is done (an interrupted job resumes). The track is
 then assembled from every line (:func:`dubops.scenes.track.assemble_track`).
 
 Re-dubbing one line (new text, an override, another seed) changes that line's
-key only, so only that line is dubbed again. A new text also changes the next
-line's react cue, so the next line is dubbed again as well: the reasoner reads
-the preceding line to judge its emotion.
+key only, so only that line is dubbed again: the next line's react cue stays the
+subtitle's own text (:attr:`Segment.cue`). An edited subtitle file is another
+matter: there the new text is the preceding line, so the next line is dubbed
+again as well.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def dub_scene(
     voice_hashes = {name: _digest(voice) for name, voice in voices.items()}
     requests, keys = [], []
     for i, s in enumerate(segments):
-        react = segments[i - 1].text if i else ""
+        react = segments[i - 1].cue if i else ""
         clip = frames[_frame(s.start, fps, len(frames)) : _frame(s.end, fps, len(frames))]
         line_seed = seed if s.seed is None else s.seed
         keys.append(

@@ -58,6 +58,15 @@ class Segment:
     line: int = 0
     overrides: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
+    # The subtitle's own text when a change replaced what is said: the next line's
+    # reasoner still reads this as the preceding line, so re-dubbing one line with a new
+    # text redoes that line alone.
+    written: str | None = None
+
+    @property
+    def cue(self) -> str:
+        """What the next line reads as its preceding line (the react cue)."""
+        return self.written if self.written is not None else self.text
 
     @property
     def seconds(self) -> float:
@@ -224,7 +233,7 @@ def _changed(s: Segment, key: str, value: str) -> Segment:
     if key == "text":
         if not value.strip():
             raise InputError(f"{where}: the text is empty; give the line to say")
-        return replace(s, text=value.strip())
+        return replace(s, text=value.strip(), written=s.cue)
     if key == "speaker":
         return replace(s, speaker=value.strip())
     if key == "seed":

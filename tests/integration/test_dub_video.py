@@ -103,6 +103,12 @@ def test_dub_video_fills_each_slot_and_redubbing_one_line_leaves_the_rest_bit_id
     assert np.array_equal(track[outside], second[outside])
     assert not np.array_equal(track[start:end], second[start:end])
 
+    # A new text for line 1: that line alone (line 2 still reacts to the subtitle's text).
+    retold = _dub(scene, served_champion, out, "--segment", "1.text=Something else entirely.",
+                  "--segment", "2.seed=5", "--segment", "2.emotion=fear")  # fmt: skip
+    assert retold.exit_code == 0, retold.output
+    assert json.loads(retold.stdout)["dubbed"] == 1
+
     # The same voices from a folder of SPEAKER.wav: the same inputs, so nothing is dubbed.
     folder = Path(next(iter(scene["voices"].values()))).parent
     unchanged = _dub(scene, served_champion, out, "--voices-dir", str(folder), "--segment",

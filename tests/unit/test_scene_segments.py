@@ -133,6 +133,8 @@ def test_changes_touch_only_the_named_line_and_are_checked():
     assert changed[0] is segments[0]
     assert changed[1].overrides == {"emotion": "joy"}
     assert (changed[1].seed, changed[1].text) == (7, "Again.")
+    # The next line still reacts to what the subtitles say, not to the re-dub's new text.
+    assert (changed[1].cue, segments[1].cue) == ("Hello there.", "Hello there.")
     with pytest.raises(InputError, match="--segment 3: no such segment; the scene has 1 to 2"):
         with_changes(segments, {3: {"seed": "1"}})
     with pytest.raises(InputError, match=re.escape("--segment 1.mood: unknown field")):
