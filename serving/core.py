@@ -90,8 +90,9 @@ class DubbingService:
         self.model_version = str(self.pipeline.model_version or info.get("version") or "")
         from dubops.scenes.scene_dubbing import model_fingerprint
 
+        library = self.settings.library_dir
         self.model_id = model_fingerprint(
-            self.settings.model, info, [Path(self.settings.library_dir or ".")]
+            self.settings.model, info, [Path(library) if library else None]
         )
         self.batcher = AdaptiveBatcher(
             self._dub_many,
@@ -240,10 +241,10 @@ class DubbingService:
     def _dub_many(self, requests: list[DubRequest]) -> list[DubResult]:
         results = self.pipeline.dub_many(requests)
         for result in results:
-            self._observe(result)
+            self.observe(result)
         return results
 
-    def _observe(self, result: DubResult) -> None:
+    def observe(self, result: DubResult) -> None:
         """A served dub's metrics, and its record to the drift window and request log."""
         self.metrics.observe_result(self.server, result)
         self.drift.observe(result.features, result.query_vectors)
@@ -341,7 +342,7 @@ class DubbingService:
         self.metrics.set_queue_depth(self.server, "jobs", self.store.queued_count() + 1)
         with stop_when(should_stop):
             result = self.pipeline.dub(fields, on_stage=on_stage)
-        self._observe(result)
+        self.observe(result)
         self.metrics.set_queue_depth(self.server, "jobs", self.store.queued_count())
         return wire.result_json(result, self.artifacts.put_result(result))
 

@@ -159,6 +159,7 @@ def run_scene_job(
     scene = dub_scene(
         service.pipeline, video, lines, voices, SegmentCache(service.state_dir / "segments"),
         service.model_id, int(stored["seed"]), service.settings.max_batch_size, on_line,
+        service.observe,
     )  # fmt: skip
     report("mux", total / (total + 1))
     store = service.artifacts

@@ -33,6 +33,7 @@ from dubops.scenes.track import assemble_track
 
 if TYPE_CHECKING:
     from dubops.inference import DubbingPipeline, DubRequest
+    from dubops.inference.result import DubResult
 
 # What a progress callback hears about each line: queued, cached, dubbing, done.
 Progress = Callable[[int, str], None]
@@ -100,6 +101,7 @@ def dub_scene(
     seed: int = 0,
     batch_size: int = 8,
     progress: Progress | None = None,
+    on_result: Callable[[DubResult], None] | None = None,
 ) -> DubbedScene:
     """Dub every line of ``segments`` into ``video`` with ``voices`` (speaker -> prompt).
 
@@ -109,6 +111,8 @@ def dub_scene(
         seed: the sampler seed of lines that do not set their own.
         progress: called with (segment number, state) as each line is queued, read from
             the cache, dubbed and done.
+        on_result: called with each line's :class:`DubResult` as it is dubbed (a server
+            counts it in its metrics and drift window; lines from the cache are not dubs).
 
     Raises:
         InputError: the video cannot be read, or a line does not fit it or its voice.
@@ -157,6 +161,8 @@ def dub_scene(
             _tell(progress, s.number, "dubbing")
         results = pipeline.dub_many([request for _, _, request in batch])
         for (s, key, _), result in zip(batch, results, strict=True):
+            if on_result is not None:
+                on_result(result)
             info = result.to_json()
             cache.put(key, result.wave, info)
             lines[s.number] = DubbedLine(s, key, False, np.asarray(result.wave, np.float32), info)

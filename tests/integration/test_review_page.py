@@ -55,6 +55,18 @@ def _finished(url: str, job_id: str, timeout: float = 240) -> dict:
     return httpx.get(f"{url}/jobs/{job_id}/result", timeout=10).json()
 
 
+def _dubs(url: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "dubops_dubs_total"
+    )
+
+
 def _scene_fields(scene) -> dict:
     voices = {k: base64.b64encode(v.read_bytes()).decode() for k, v in scene.voices.items()}
     return {
@@ -77,6 +89,9 @@ def test_a_scene_job_lists_its_lines_and_a_redub_job_redoes_one(server, scene):
     assert states["lines"] == {str(i): "done" for i in range(1, n + 1)}
     mp4 = httpx.get(f"{url}/artifacts/{result['artifacts']['mp4']}", timeout=30)
     assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp"
+
+    # Each dubbed line counts as a served dub (metrics and the drift window see it).
+    assert _dubs(url) >= n
 
     redo = httpx.post(f"{url}/jobs/{made.json()['id']}/segments/2",
                       json={"emotion": "fear", "seed": 3}, timeout=60)  # fmt: skip
