@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dubops.cli.common import err_console, print_json, progress_bar, user_errors
+from dubops.cli.common import JsonOption, err_console, print_json, progress_bar, user_errors
 from dubops.cli.dubbing import ExtractorsOption, LibraryOption, ModelOption, ReasonerOption
 from dubops.cli.options import config_options
 from dubops.errors import InputError
@@ -234,7 +234,6 @@ def _dub(
     return summary
 
 
-@config_options(json=True)
 def scene_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the scene to.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Corpus to take clips from.")] = Path(
@@ -244,11 +243,13 @@ def scene_command(
     seconds: Annotated[float, typer.Option(min=1.0, help="The scene's length.")] = 60.0,
     split: Annotated[
         list[str] | None,
-        typer.Option("--split", help="Corpus splits to take clips from (default: the test ones)."),
+        typer.Option(
+            "--split",
+            help="Corpus splits to take clips from (default: test_s1 and test_s2; test_s1 alone "
+            "keeps to voices the model trained on).",
+        ),
     ] = None,
-    *,
-    config: DubOpsConfig,
-    as_json: bool,
+    as_json: JsonOption = False,
 ) -> None:
     """String held-out corpus clips of several speakers into one scene to dub.
 
@@ -256,7 +257,6 @@ def scene_command(
     speaker's timbre prompt), OUT/reference.wav (the clips' own speech) and
     OUT/scene.json; then dub it with the printed `dubops dub-video` line.
     """
-    del config
     from dubops.cli import checks
 
     with user_errors():
