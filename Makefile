@@ -27,8 +27,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml $(NODEPS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26"
-	@# torch first, from the local CPU wheel; the project's range keeps it.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@# torch first, from the local CPU wheel; the project's range keeps it. The images set
+	@# TORCH_INDEX (PyTorch's cpu or cu128 wheel index: infra/docker/Dockerfile).
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e '.[dev,serving,monitoring]'
 	@# Packages whose declared dependencies would pull another torch: no deps.
 	$(foreach f,$(NODEPS),$(BIN)/python -m pip install --quiet --no-deps -r $(f);)
