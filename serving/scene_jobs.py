@@ -120,10 +120,10 @@ def redub_request(parent: Mapping[str, Any], number: int, changes: Mapping[str, 
 
 def check_scene(stored: Mapping[str, Any]) -> list[Segment]:
     """The stored request's lines with their changes, checked against the video and voices."""
-    from dubops.scenes.segments import check_segments, with_changes
+    from dubops.scenes.segments import check_segments
     from dubops.video import probe_video
 
-    lines = with_changes(_lines(stored), {int(k): v for k, v in stored["changes"].items()})
+    lines = _changed_lines(stored)
     try:
         seconds = probe_video(stored["video"]).seconds
     except ValueError as exc:
@@ -145,7 +145,9 @@ def run_scene_job(
     from dubops.scenes.segment_cache import SegmentCache
 
     stored = job.request
-    lines = check_scene(stored)
+    # Checked at submission; dub_scene checks the lines again against the frames it
+    # decodes, so the video is not probed a second time here.
+    lines = _changed_lines(stored)
     total = len(lines)
     progress.update({s.number: "queued" for s in lines})
 
@@ -175,6 +177,13 @@ def run_scene_job(
         data["artifacts"] = {"wav": store.put(wav_bytes(line.wave, scene.sample_rate), "wav")}
     result["changes"] = stored.get("changes", {})
     return result
+
+
+def _changed_lines(stored: Mapping[str, Any]) -> list[Segment]:
+    """The stored subtitles' lines with the job's per-line changes applied."""
+    from dubops.scenes.segments import with_changes
+
+    return with_changes(_lines(stored), {int(k): v for k, v in stored["changes"].items()})
 
 
 def _lines(stored: Mapping[str, Any]) -> list[Segment]:

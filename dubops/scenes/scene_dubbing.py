@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dubops.inference.media import decode_video
 from dubops.scenes.segment_cache import SegmentCache, input_key
 from dubops.scenes.segments import Segment, check_segments
 from dubops.scenes.track import assemble_track
@@ -118,7 +119,7 @@ def dub_scene(
         InputError: the video cannot be read, or a line does not fit it or its voice.
     """
     began = time.perf_counter()
-    frames, fps = _frames(video)
+    frames, fps = decode_video(video)
     video_seconds = len(frames) / fps
     check_segments(segments, video_seconds, voices)
     voice_hashes = {name: _digest(voice) for name, voice in voices.items()}
@@ -218,12 +219,6 @@ def _request(
         seed=seed,
         **s.overrides,
     )
-
-
-def _frames(video: Path | bytes) -> tuple[np.ndarray, float]:
-    from dubops.inference.media import decode_video
-
-    return decode_video(video)
 
 
 def _frame(seconds: float, fps: float, count: int) -> int:
