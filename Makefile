@@ -10,7 +10,7 @@ STAMP := $(VENV)/.install-stamp-$(shell cat pyproject.toml $(NODEPS) | sha256sum
 DEMO_DIR ?= data/tiny
 DEMO_OUT ?= outputs/demo
 # The tiny preset with budgets in updates, the speech stages fine-tuned from the shipped
-# base in models/tiny/ (configs/demo.yaml); the README's figures use the preset's own.
+# base in models/tiny/ (configs/demo.yaml); the figures in docs/results use the preset's own.
 DEMO_CONFIG ?= configs/demo.yaml
 # A held-out (test_s2: unseen speaker) clip of the tiny corpus.
 DEMO_CLIP ?= syn00_00004
