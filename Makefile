@@ -6,7 +6,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 NODEPS := $(wildcard requirements/nodeps-*.txt)
-STAMP := $(VENV)/.install-stamp-$(shell cat pyproject.toml $(NODEPS) | sha256sum | cut -c1-16)
+TOOLS := requirements/tools-checkov.txt
+STAMP := $(VENV)/.install-stamp-$(shell cat pyproject.toml $(NODEPS) $(TOOLS) | sha256sum | cut -c1-16)
 DEMO_DIR ?= data/tiny
 DEMO_OUT ?= outputs/demo
 # The tiny preset with budgets in updates, the speech stages fine-tuned from the shipped
@@ -24,7 +25,7 @@ export MALLOC_TOP_PAD_ := 536870912
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml $(NODEPS)
+$(STAMP): pyproject.toml $(NODEPS) $(TOOLS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip<26"
 	@# torch first, from the local CPU wheel; the project's range keeps it. The images set
@@ -33,6 +34,12 @@ $(STAMP): pyproject.toml $(NODEPS)
 	$(BIN)/python -m pip install --quiet -e '.[dev,serving,monitoring]'
 	@# Packages whose declared dependencies would pull another torch: no deps.
 	$(foreach f,$(NODEPS),$(BIN)/python -m pip install --quiet --no-deps -r $(f);)
+	@# checkov (policy checks of infra/) pins packages ours must not move to: its own venv.
+	@# The images skip it (INFRA_TOOLS=0): they check nothing.
+	$(if $(filter 0,$(INFRA_TOOLS)),,@test -x $(VENV)/tools/checkov/bin/python || \
+		$(BIN)/python -m venv $(VENV)/tools/checkov)
+	$(if $(filter 0,$(INFRA_TOOLS)),,$(VENV)/tools/checkov/bin/python -m pip install --quiet \
+		--only-binary=:all: -r $(TOOLS))
 	@rm -f $(VENV)/.install-stamp-*
 	@touch $@
 

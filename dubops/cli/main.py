@@ -9,6 +9,7 @@ import typer
 
 from dubops.cli import (
     data,
+    deploy,
     dubbing,
     emotion,
     graph,
@@ -84,6 +85,7 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(registry.app, name="registry")
 app.add_typer(serve.app, name="serve")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(deploy.app, name="deploy")
 app.command("dub")(dubbing.dub_command)
 app.command("speak")(dubbing.speak_command)
 app.command("dub-clip")(dubbing.dub_clip_command)

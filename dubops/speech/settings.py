@@ -110,7 +110,8 @@ class LipAlignConfig(Section):
     """Inference: move the predicted words onto the talker's mouth (dubops.speech.lip_align).
 
     The costs are in z-scored mouth-opening units, chosen on the val split of the
-    tiny corpus (onset error 1.06 -> 0.64 video frames with the medium run in docs/results/speech.md).
+    tiny corpus (onset error 1.06 -> 0.64 video frames with the medium run in
+    docs/results/speech.md).
     """
 
     tracker: Literal["none", "cartoon", "face-mesh"] = Field(

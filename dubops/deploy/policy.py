@@ -1,0 +1,62 @@
+"""Our policy on every pod the manifests run, custom resources included.
+
+checkov covers the core kinds; it does not look inside an InferenceService or a
+PyTorchJob. These rules (the issue's list) apply to every pod spec
+:func:`~dubops.deploy.pod_specs.pod_specs` finds: an image with a pinned tag (never
+``latest``), CPU and memory limits, a non-root user, a read-only root filesystem, no
+privilege escalation, all capabilities dropped, and probes on long-running pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dubops.deploy.pod_specs import LONG_RUNNING, pod_specs
+from dubops.deploy.render import describe
+from dubops.deploy.validate import Problem
+
+
+def pinned(image: str) -> bool:
+    """A digest, or a tag other than ``latest`` (a missing tag means ``latest``)."""
+    if "@sha256:" in image:
+        return True
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in {"", "latest"}
+
+
+def check_policy(doc: dict[str, Any]) -> list[Problem]:
+    """Every policy breach of one manifest (empty: none)."""
+    problems = []
+    for where, pod in pod_specs(doc):
+        pod_context = pod.get("securityContext") or {}
+        for index, container in enumerate(pod.get("containers", [])):
+            path = f"{where}.containers[{index}]"
+
+            def breach(message: str, path: str = path) -> None:
+                problems.append(Problem(describe(doc), path, message))
+
+            image = container.get("image", "")
+            if not pinned(image):
+                breach(f"image {image!r} is not pinned to a version tag or digest")
+            limits = (container.get("resources") or {}).get("limits") or {}
+            for resource in ("cpu", "memory"):
+                if resource not in limits:
+                    breach(f"no {resource} limit (resources.limits.{resource})")
+            context = container.get("securityContext") or {}
+            if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+                breach("may run as root: set securityContext.runAsNonRoot: true")
+            if context.get("readOnlyRootFilesystem") is not True:
+                breach("root filesystem writable: set readOnlyRootFilesystem: true")
+            if context.get("allowPrivilegeEscalation") is not False:
+                breach("set securityContext.allowPrivilegeEscalation: false")
+            if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+                breach("capabilities not dropped: set capabilities.drop: [ALL]")
+            if doc.get("kind") in LONG_RUNNING:
+                for probe in ("readinessProbe", "livenessProbe"):
+                    if probe not in container:
+                        breach(f"no {probe}")
+    return problems
+
+
+def check_all(docs: list[dict[str, Any]]) -> list[Problem]:
+    return [problem for doc in docs for problem in check_policy(doc)]
