@@ -1,10 +1,12 @@
 """Promote a version to ``champion`` and roll back to the previous one, one at a time.
 
-Both hold the registry's promotion lock (:mod:`dubops.registry.lock`) and
-re-read the registry inside it, so decisions taken before the lock (a gate run
-against the champion of that moment) are checked again against the champion of
-now: ``expected_champion`` refuses a promotion when the champion changed in
-between, ``require_gate`` runs the gate inside the lock.
+Both hold the registry's promotion lock (:mod:`dubops.registry.lock`: a file
+lock for a local store, a ticket queue on the tracking server for a remote one,
+so promotions from any host take turns) and re-read the registry inside it, so
+decisions taken before the lock (a gate run against the champion of that moment)
+are checked again against the champion of now: ``expected_champion`` refuses a
+promotion when the champion changed in between, ``require_gate`` runs the gate
+inside the lock.
 
 The champion history is a stack in the registered model's tag
 ``dubops.champion_history`` (JSON, oldest first): a promotion pushes, a rollback
@@ -30,14 +32,11 @@ count as promotions.
 
 from __future__ import annotations
 
-import getpass
 import logging
-import os
-import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from dubops.registry.lock import promotion_lock
+from dubops.registry.lock import process_owner, promotion_lock
 from dubops.registry.store import (
     CHALLENGER,
     CHAMPION,
@@ -225,15 +224,8 @@ def _entry(
         "action": action,
         "at": _now(),
         "reason": reason[:300],
-        "by": f"{_user()}@{socket.gethostname()}:{os.getpid()}",
+        "by": process_owner(),
     }
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _now() -> str:

@@ -46,10 +46,24 @@ class RegistryConfig(Section):
     lock_timeout_s: float = Field(
         120.0, gt=0, description="how long a promotion waits for another one to finish"
     )
+    lock: Literal["auto", "file", "tracking-server"] = Field(
+        "auto",
+        description="what serialises promotions: `file` (flock, one host's processes), "
+        "`tracking-server` (a ticket queue in the registry: any host that reaches the server); "
+        "auto: file for a SQLite or file store, tracking-server for any other (http, a database)",
+    )
+    # Renewed every quarter lease while held, so it bounds how long a dead holder blocks
+    # the queue, not how long a promotion (seconds, the gate included) may take.
+    lock_lease_s: float = Field(
+        120.0,
+        gt=0,
+        description="tracking-server lock: a holder that stops renewing for this long is "
+        "taken as dead and the next promotion takes over",
+    )
     lock_dir: str | None = Field(
         None,
-        description="folder of the promotion lock file; default: beside a SQLite store, else "
-        "the system temp folder (a lock serialises the processes of one host only)",
+        description="file lock: the lock file's folder; default: beside a SQLite store, else "
+        "the system temp folder (a file lock serialises the processes of one host only)",
     )
 
     @model_validator(mode="after")

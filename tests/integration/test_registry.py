@@ -1,7 +1,9 @@
 """The registry on a real MLflow store: bundle, pyfunc round trip, gate, promotion, rollback.
 
 Stage folders are real micro runs (``tests.fixtures.dubbing_stages``, built once
-per session); the store is SQLite in a temp folder. Versions for the gate and
+per session); the store is SQLite in a temp folder, and for the promotion race,
+rollback, gate and the promotion lock also an ``mlflow server`` on PostgreSQL
+(``tests.fixtures.mlflow_server``), as the cluster runs it. Versions for the gate and
 promotion tests are registered through ``register_bundle`` from the ControlNet
 bundle (no footage library to open), which takes well under a second each once
 the first registration has loaded everything.
@@ -12,10 +14,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import multiprocessing
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +30,8 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from dubops.errors import InputError
-from tests.fixtures.dubbing_stages import build_stages, store_config
+from tests.fixtures.dubbing_stages import build_stages, micro_stage_config, store_config
+from tests.fixtures.mlflow_server import mlflow_server_on_postgres
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +66,34 @@ def store(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("mlflow")
 
 
+@pytest.fixture(scope="session")
+def mlflow_on_postgres() -> Iterator[str]:
+    """An ``mlflow server`` on PostgreSQL for the session (~20 s to start): its URI."""
+    with mlflow_server_on_postgres() as uri:
+        yield uri
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, store) -> tuple[str, ...]:
+    """``--set`` values naming the store: the module's SQLite, or the PostgreSQL server."""
+    if request.param == "sqlite":
+        return (
+            f"tracking.tracking_uri=sqlite:///{store}/mlruns.db",
+            f"tracking.artifact_location={store}/artifacts",
+        )
+    return (f"tracking.tracking_uri={request.getfixturevalue('mlflow_on_postgres')}",)
+
+
 def _store(store: Path, name: str):
     return store_config(store, f"registry.model_name={name}")
+
+
+# A server named by $DUBOPS_TEST_MLFLOW_URI outlives a session: names new in each session.
+_SESSION = uuid.uuid4().hex[:6]
+
+
+def _config(sets: tuple[str, ...], name: str, *extra: str):
+    return micro_stage_config(*sets, f"registry.model_name={name}-{_SESSION}", *extra)
 
 
 def _cli_sets(config) -> list[str]:
@@ -305,7 +339,7 @@ def test_mlflow_models_predict_dubs_the_input_example(bundles, store, tmp_path):
     assert rows[0]["sample_rate"] == 24_000 and rows[0]["audio_seconds"] > 0.5
 
 
-def test_gate_against_champion_with_tolerances_logs_its_table(bundles, store):
+def test_gate_against_champion_with_tolerances_logs_its_table(bundles, any_store):
     import mlflow
 
     from dubops.registry.gate import run_gate
@@ -313,7 +347,7 @@ def test_gate_against_champion_with_tolerances_logs_its_table(bundles, store):
     from dubops.registry.store import registry_client
     from dubops.tracking import start_run
 
-    config = _store(store, "gate")
+    config = _config(any_store, "gate")
     name = config.registry.model_name
     plain = bundles[1]
     v1 = _register(config, plain, mcd_dtw=50.0, wer=0.40, emo_acc=0.50)
@@ -360,11 +394,11 @@ def test_first_model_needs_to_beat_the_baselines(bundles, store):
     assert run_gate(config).passed and run_gate(config).challenger == good
 
 
-def test_rollback_restores_the_previous_champion_and_survives_a_restart(bundles, store):
+def test_rollback_restores_the_previous_champion_and_survives_a_restart(bundles, any_store):
     from dubops.registry.promotion import champion_history, promote, rollback
     from dubops.registry.store import CHAMPION, RegistryError, alias_version, registry_client
 
-    config = _store(store, "rollback")
+    config = _config(any_store, "rollback")
     name = config.registry.model_name
     v1, v2, v3 = (_register(config, bundles[1], mcd_dtw=50.0 - i) for i in range(3))
     for v in (v1, v2, v3):
@@ -392,14 +426,12 @@ def _promote_in_process(args: tuple) -> str:
     Reading the champion is slowed down (0.5 s) so that, were promotions not
     serialised, both children would read the old champion before either moved it.
     """
-    import time
-
     from dubops.registry import promotion
     from dubops.registry.store import registry_client
-    from tests.fixtures.dubbing_stages import store_config
 
-    store_root, name, version, expected, start = args
-    config = store_config(Path(store_root), f"registry.model_name={name}")
+    sets, name, version, expected, start, lock_dir = args
+    lock = [f"registry.lock_dir={lock_dir}"] if lock_dir else []
+    config = micro_stage_config(*sets, f"registry.model_name={name}", *lock)
     registry_client(config)  # connected before the race starts
     read = promotion.alias_version
 
@@ -417,20 +449,30 @@ def _promote_in_process(args: tuple) -> str:
     return "promoted"
 
 
-def test_two_concurrent_promotions_leave_exactly_one_champion(bundles, store):
+def test_two_concurrent_promotions_leave_exactly_one_champion(bundles, any_store, tmp_path):
+    """On PostgreSQL, two processes that share no lock folder: the server's lock serialises."""
+    from dubops.registry.lock import lock_kind
     from dubops.registry.promotion import champion_history, promote
+    from dubops.registry.server_lock import lock_model_name
     from dubops.registry.store import CHAMPION, alias_version, registry_client
 
-    config = _store(store, "race")
+    config = _config(any_store, "race")
     name = config.registry.model_name
+    on_server = lock_kind(config) == "tracking-server"
+    assert on_server == any_store[0].startswith("tracking.tracking_uri=http")
     v1, v2, v3 = (_register(config, bundles[1], mcd_dtw=50.0 - i) for i in range(3))
     promote(config, v1)
+    # SQLite: one host, the lock file beside the store. The server's two processes stand
+    # for two hosts: each has a lock folder of its own, so no file lock can serialise them.
+    lock_dirs = [tmp_path / "host_a", tmp_path / "host_b"] if on_server else [None, None]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         start = manager.Event()
         with context.Pool(2) as pool:
             # Both challengers were gated against champion v1; only one may replace it.
-            jobs = [(str(store), name, v, v1, start) for v in (v2, v3)]
+            jobs = [
+                (any_store, name, v, v1, start, d) for v, d in zip((v2, v3), lock_dirs, strict=True)
+            ]
             pending = pool.map_async(_promote_in_process, jobs)
             start.set()
             outcomes = pending.get(timeout=240)
@@ -441,6 +483,96 @@ def test_two_concurrent_promotions_leave_exactly_one_champion(bundles, store):
     history = champion_history(config)
     assert [h["version"] for h in history] == [v1, winner]
     assert history[-1]["previous"] == v1
+    if on_server:  # every ticket was released
+        assert client.search_model_versions(f"name='{lock_model_name(config)}'") == []
+
+
+# A process on "another host" (its own lock folder): takes the promotion lock, says so, and
+# on a line from stdin releases it, or on "die" exits at once, leaving its ticket behind.
+_HOLDER = """
+import os, sys
+from tests.fixtures.dubbing_stages import micro_stage_config
+from dubops.registry.lock import promotion_lock
+
+with promotion_lock(micro_stage_config(*sys.argv[1:])):
+    print("held", flush=True)
+    if sys.stdin.readline().strip() == "die":
+        os._exit(0)
+"""
+
+
+def _start_holder(*sets: str) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, *sets],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert holder.stdout.readline().strip() == "held", "the holder did not take the lock"
+    return holder
+
+
+def test_server_lock_makes_another_host_wait_renews_its_lease_and_names_the_holder(
+    mlflow_on_postgres, tmp_path
+):
+    """A holder keeps the lock past its lease (renewed); a waiter times out naming it."""
+    from dubops.registry.lock import promotion_lock
+    from dubops.registry.store import RegistryError
+
+    sets = (
+        f"tracking.tracking_uri={mlflow_on_postgres}",
+        f"registry.model_name=lock_held-{_SESSION}",
+    )
+    lease = "registry.lock_lease_s=1"
+    holder = _start_holder(*sets, lease, f"registry.lock_dir={tmp_path / 'host_a'}")
+    try:
+        # Waiting 3 leases: a lease that were not renewed would be taken over meanwhile.
+        waiter = micro_stage_config(
+            *sets, lease, "registry.lock_timeout_s=3", f"registry.lock_dir={tmp_path / 'host_b'}"
+        )
+        started = time.monotonic()
+        with pytest.raises(RegistryError) as caught, promotion_lock(waiter):
+            pass
+        assert time.monotonic() - started >= 3
+        message = " ".join(str(caught.value).split())
+        assert f"@{socket.gethostname()}:{holder.pid} has held it since 20" in message
+        assert "raise registry.lock_timeout_s" in message
+        assert (
+            f"delete version 1 of the registered model 'lock_held-{_SESSION}.promotion-lock'"
+            in (message)
+        )
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
+    with promotion_lock(waiter) as ticket:  # released: free at once
+        assert ticket.version == 3  # after the holder's ticket and the waiter's first
+
+
+def test_server_lock_is_taken_over_from_a_holder_that_died(mlflow_on_postgres, caplog):
+    """A holder killed inside the lock stops renewing; the next one takes over after a lease."""
+    from dubops.registry.lock import promotion_lock
+    from dubops.registry.server_lock import lock_model_name
+    from dubops.registry.store import registry_client
+
+    sets = (
+        f"tracking.tracking_uri={mlflow_on_postgres}",
+        f"registry.model_name=lock_dead-{_SESSION}",
+        "registry.lock_lease_s=1.5",
+    )
+    holder = _start_holder(*sets)
+    holder.communicate("die\n", timeout=60)  # gone, its ticket still in the registry
+    config = micro_stage_config(*sets, "registry.lock_timeout_s=30")
+    client = registry_client(config)
+    model = lock_model_name(config)
+    assert [v.version for v in client.search_model_versions(f"name='{model}'")] == ["1"]
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING), promotion_lock(config) as ticket:
+        waited = time.monotonic() - started
+        live = [v.version for v in client.search_model_versions(f"name='{model}'")]
+    assert live == [str(ticket.version)] and waited < 10
+    taken = [r.getMessage() for r in caplog.records if "taking over" in r.getMessage()]
+    assert len(taken) == 1 and f":{holder.pid} (ticket v1) stopped renewing" in taken[0]
 
 
 def test_cli_list_show_compare_promote_and_clear_errors(bundles, store):
