@@ -95,9 +95,15 @@ def test_each_target_runs_as_a_non_root_user_and_installs_by_make(target):
     assert any(r.startswith("make install") for r in runs), (target, runs)
 
 
-def test_the_serving_image_has_a_healthcheck_on_livez():
-    steps = _stages()["serving"]["steps"]
-    checks = [rest for word, rest in steps if word == "HEALTHCHECK"]
+@pytest.mark.parametrize("target", ["serving", "serving-cuda"])
+def test_the_serving_images_have_a_healthcheck_on_livez(target):
+    # The nearest HEALTHCHECK along the FROM chain is the one the image keeps.
+    checks = [
+        rest
+        for stage in _chain(_stages(), target)
+        for word, rest in stage["steps"]
+        if word == "HEALTHCHECK"
+    ]
     assert checks and "/livez" in checks[0]
 
 
