@@ -86,29 +86,32 @@ def _result(name: str, docs: list[dict[str, Any]], problems: list[Any]) -> Check
 
 
 def _images_result(overlay: str, docs: list[dict[str, Any]], names: dict[str, str]) -> CheckResult:
-    """The servers run a serving image, the PyTorchJob the CUDA training image."""
-    gpu = overlay != "local"
-    serving = names["serving-cuda" if gpu else "serving"]
+    """The servers run a serving image, the PyTorchJob the CUDA training image, and every
+    other image of ours is one that ``images.yaml`` names."""
+    serving = names["serving" if overlay == "local" else "serving-cuda"]
+    repositories = {name.rsplit(":", 1)[0] for name in names.values()}
     result = CheckResult(f"{overlay}: images agree with images.yaml")
     for doc in docs:
-        is_server = doc["kind"] in SERVING_KINDS or (
-            doc["kind"] == "Deployment" and doc["metadata"]["name"] in SERVING_NAMES
-        )
-        expected = (
-            serving
-            if is_server
-            else names["training-cuda"]
-            if doc["kind"] == "PyTorchJob"
-            else None
-        )
+        expected = _expected_image(doc, serving, names)
         for image in images(doc):
             result.checked += 1
-            ours = image.split(":")[0] in {n.split(":")[0] for n in names.values()}
             if expected and image != expected:
                 result.problems.append(f"{describe(doc)} runs {image}, expected {expected}")
-            elif not expected and ours and image not in names.values():
+            ours = image.rsplit(":", 1)[0] in repositories
+            if not expected and ours and image not in names.values():
                 result.problems.append(f"{describe(doc)} runs {image}, not in images.yaml")
     return result
+
+
+def _expected_image(doc: dict[str, Any], serving: str, names: dict[str, str]) -> str | None:
+    """The one image a manifest must run, where the deployment fixes it."""
+    if doc["kind"] in SERVING_KINDS or (
+        doc["kind"] == "Deployment" and doc["metadata"]["name"] in SERVING_NAMES
+    ):
+        return serving
+    if doc["kind"] == "PyTorchJob":
+        return names["training-cuda"]
+    return None
 
 
 def _checkov_result(name: str, target: Path, framework: str) -> CheckResult:

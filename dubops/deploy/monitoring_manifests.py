@@ -69,19 +69,23 @@ def generated(layout: InfraLayout) -> dict[str, str]:
 
 def stale(layout: InfraLayout) -> list[str]:
     """The generated files whose text differs from what ``monitoring/`` gives now."""
-    folder = layout.generated_monitoring
-    return [
-        name
-        for name, text in generated(layout).items()
-        if not (folder / name).is_file() or (folder / name).read_text() != text
-    ]
+    return sorted(_stale_texts(layout))
 
 
 def write(layout: InfraLayout) -> list[str]:
-    """Write the generated files (atomically); returns the names that changed."""
-    changed = stale(layout)
-    for name, text in generated(layout).items():
-        if name in changed:
-            with atomic_path(layout.generated_monitoring / name) as tmp:
-                tmp.write_text(text)
-    return changed
+    """Write the stale generated files (atomically); returns their names."""
+    changed = _stale_texts(layout)
+    for name, text in changed.items():
+        with atomic_path(layout.generated_monitoring / name) as tmp:
+            tmp.write_text(text)
+    return sorted(changed)
+
+
+def _stale_texts(layout: InfraLayout) -> dict[str, str]:
+    """File name -> the text it should have, for the files that do not have it."""
+    folder = layout.generated_monitoring
+    return {
+        name: text
+        for name, text in generated(layout).items()
+        if not (folder / name).is_file() or (folder / name).read_text() != text
+    }

@@ -26,36 +26,41 @@ def pinned(image: str) -> bool:
 
 def check_policy(doc: dict[str, Any]) -> list[Problem]:
     """Every policy breach of one manifest (empty: none)."""
-    problems = []
-    for where, pod in pod_specs(doc):
-        pod_context = pod.get("securityContext") or {}
-        for index, container in enumerate(pod.get("containers", [])):
-            path = f"{where}.containers[{index}]"
+    long_running = doc.get("kind") in LONG_RUNNING
+    return [
+        Problem(describe(doc), f"{where}.containers[{index}]", message)
+        for where, pod in pod_specs(doc)
+        for index, container in enumerate(pod.get("containers", []))
+        for message in _container_breaches(
+            container, pod.get("securityContext") or {}, long_running
+        )
+    ]
 
-            def breach(message: str, path: str = path) -> None:
-                problems.append(Problem(describe(doc), path, message))
 
-            image = container.get("image", "")
-            if not pinned(image):
-                breach(f"image {image!r} is not pinned to a version tag or digest")
-            limits = (container.get("resources") or {}).get("limits") or {}
-            for resource in ("cpu", "memory"):
-                if resource not in limits:
-                    breach(f"no {resource} limit (resources.limits.{resource})")
-            context = container.get("securityContext") or {}
-            if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
-                breach("may run as root: set securityContext.runAsNonRoot: true")
-            if context.get("readOnlyRootFilesystem") is not True:
-                breach("root filesystem writable: set readOnlyRootFilesystem: true")
-            if context.get("allowPrivilegeEscalation") is not False:
-                breach("set securityContext.allowPrivilegeEscalation: false")
-            if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
-                breach("capabilities not dropped: set capabilities.drop: [ALL]")
-            if doc.get("kind") in LONG_RUNNING:
-                for probe in ("readinessProbe", "livenessProbe"):
-                    if probe not in container:
-                        breach(f"no {probe}")
-    return problems
+def _container_breaches(
+    container: dict[str, Any], pod_context: dict[str, Any], long_running: bool
+) -> list[str]:
+    """What one container breaks, as messages that say the fix."""
+    breaches = []
+    image = container.get("image", "")
+    if not pinned(image):
+        breaches.append(f"image {image!r} is not pinned to a version tag or digest")
+    limits = (container.get("resources") or {}).get("limits") or {}
+    breaches += [
+        f"no {r} limit (resources.limits.{r})" for r in ("cpu", "memory") if r not in limits
+    ]
+    context = container.get("securityContext") or {}
+    if not context.get("runAsNonRoot", pod_context.get("runAsNonRoot")):
+        breaches.append("may run as root: set securityContext.runAsNonRoot: true")
+    if context.get("readOnlyRootFilesystem") is not True:
+        breaches.append("root filesystem writable: set readOnlyRootFilesystem: true")
+    if context.get("allowPrivilegeEscalation") is not False:
+        breaches.append("set securityContext.allowPrivilegeEscalation: false")
+    if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+        breaches.append("capabilities not dropped: set capabilities.drop: [ALL]")
+    if long_running:
+        breaches += [f"no {p}" for p in ("readinessProbe", "livenessProbe") if p not in container]
+    return breaches
 
 
 def check_all(docs: list[dict[str, Any]]) -> list[Problem]:
