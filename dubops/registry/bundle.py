@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 from dubops.errors import DubOpsError
 from dubops.fileio import check_replaceable as replaceable
 from dubops.fileio import marked_with, replace_dir, sha256_file, write_json
+from dubops.registry.timestamps import local_iso
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ def assemble_bundle(
         files = _file_hashes(tmp)
         info = {
             "format": BUNDLE_FORMAT,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created_at": local_iso(),
             "parts": {name: name for name in PARTS},
             "sources": {name: str(folder.resolve()) for name, folder in sources.items()},
             "library_version": library["version"],

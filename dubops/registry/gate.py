@@ -43,6 +43,7 @@ from dubops.registry.store import (
     version_baselines,
     version_metrics,
 )
+from dubops.registry.timestamps import local_iso
 from dubops.tracking import TAG_DATA_VERSION as RUN_DATA_VERSION_TAG
 
 if TYPE_CHECKING:
@@ -312,7 +313,7 @@ def _record_on_version(client: Any, name: str, decision: GateDecision) -> None:
     tags = {
         "gate.passed": str(decision.passed).lower(),
         "gate.against": "baselines" if decision.champion is None else f"v{decision.champion}",
-        "gate.at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gate.at": local_iso(),
         "gate.reason": decision.reason[:5000],
     }
     if decision.notes:

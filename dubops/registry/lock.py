@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from dubops.registry.store import RegistryError
+from dubops.registry.timestamps import local_iso
 
 if TYPE_CHECKING:
     from dubops.config import DubOpsConfig
@@ -130,7 +131,7 @@ def _file_holder(path: Path) -> str:
     """The holder's pid and since when, as it wrote them (the lock is this host's)."""
     try:
         pid = path.read_text().strip() or "?"
-        since = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(path.stat().st_mtime))
+        since = local_iso(path.stat().st_mtime)
     except OSError:
         return "its pid unknown"
     return f"pid {pid} on {socket.gethostname()}, since {since}"

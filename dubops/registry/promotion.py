@@ -33,7 +33,6 @@ count as promotions.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from dubops.registry.lock import process_owner, promotion_lock
@@ -49,6 +48,7 @@ from dubops.registry.store import (
     version_exists,
     write_history,
 )
+from dubops.registry.timestamps import local_iso
 
 if TYPE_CHECKING:
     from dubops.config import DubOpsConfig
@@ -120,7 +120,7 @@ def promote(
         # History first: a death before the alias moves leaves the intended champion named.
         write_history(client, name, history, config.registry.history_limit)
         client.set_registered_model_alias(name, CHAMPION, str(target))
-        client.set_model_version_tag(name, str(target), "promoted_at", _now())
+        client.set_model_version_tag(name, str(target), "promoted_at", local_iso())
         if alias_version(client, name, CHALLENGER) == target:
             # The challenger is the candidate awaiting a decision; this one has had it.
             client.delete_registered_model_alias(name, CHALLENGER)
@@ -163,7 +163,7 @@ def rollback(config: DubOpsConfig, reason: str = "") -> int:
         # History first, as in promote: its top is the champion this rollback means.
         write_history(client, name, history, config.registry.history_limit)
         client.set_registered_model_alias(name, CHAMPION, str(target))
-        client.set_model_version_tag(name, str(current), "rolled_back_at", _now())
+        client.set_model_version_tag(name, str(current), "rolled_back_at", local_iso())
         if reason:
             client.set_model_version_tag(name, str(current), "rolled_back_reason", reason)
     logger.info("rolled %s back from v%d to v%d", name, current, target)
@@ -222,14 +222,10 @@ def _entry(
         "version": version,
         "previous": previous,
         "action": action,
-        "at": _now(),
+        "at": local_iso(),
         "reason": reason[:300],
         "by": process_owner(),
     }
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _name(version: int | None) -> str:

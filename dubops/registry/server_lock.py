@@ -53,8 +53,10 @@ from typing import TYPE_CHECKING, Any
 
 from dubops.registry.lock import process_owner
 from dubops.registry.store import RegistryError, registry_client
+from dubops.registry.timestamps import local_iso
 
 if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
     from dubops.config import DubOpsConfig
@@ -119,23 +121,13 @@ def server_lock(config: DubOpsConfig) -> Iterator[Ticket]:
     client = registry_client(config)
     settings = config.registry
     model = lock_model_name(config)
-    _create_lock_model(client, model, settings.model_name)
-    created = client.create_model_version(
-        model,
-        _SOURCE,
-        tags={
-            TAG_OWNER: process_owner(),
-            TAG_TOKEN: secrets.token_hex(16),
-            TAG_EXPIRES: _expiry(settings.lock_lease_s),
-        },
-        await_creation_for=0,
-    )
+    created = _take_ticket(client, model, settings.model_name, settings.lock_lease_s)
     ticket = Ticket.from_version(created, settings.lock_lease_s)
     lease = _Lease(client, ticket, settings.lock_lease_s)
     lease.start()
     try:
         _wait_for_turn(client, ticket, config)
-        held = dataclasses.replace(ticket, held_since=_iso(time.time()))
+        held = dataclasses.replace(ticket, held_since=local_iso(time.time()))
         client.set_model_version_tag(model, str(ticket.version), TAG_HELD_SINCE, held.held_since)
         yield held
     finally:
@@ -150,6 +142,31 @@ def server_lock(config: DubOpsConfig) -> Iterator[Ticket]:
         )
 
 
+def _take_ticket(client: MlflowClient, model: str, name: str, lease_s: float) -> ModelVersion:
+    """Queue a new ticket; the lock model is made on the first promotion ever, not each time."""
+    from mlflow.exceptions import MlflowException
+
+    def create() -> ModelVersion:
+        return client.create_model_version(
+            model,
+            _SOURCE,
+            tags={
+                TAG_OWNER: process_owner(),
+                TAG_TOKEN: secrets.token_hex(16),
+                TAG_EXPIRES: _expiry(lease_s),
+            },
+            await_creation_for=0,
+        )
+
+    try:
+        return create()
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    _create_lock_model(client, model, name)
+    return create()
+
+
 def _create_lock_model(client: MlflowClient, model: str, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
@@ -162,7 +179,7 @@ def _create_lock_model(client: MlflowClient, model: str, name: str) -> None:
             "dead holder's version to free it, never this model.",
         )
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # the usual case: it exists
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another host made it first
             raise
 
 
@@ -213,14 +230,14 @@ def _timeout_message(holder: Ticket, ahead: int, config: DubOpsConfig) -> str:
     state = (
         f"has held it since {holder.held_since}"
         if holder.held_since
-        else f"has waited for it since {_iso(holder.queued_at)}"
+        else f"has waited for it since {local_iso(holder.queued_at)}"
     )
     queue = f" ({ahead} tickets ahead of this one)" if ahead > 1 else ""
     return (
         f"another promotion holds the promotion lock of {settings.model_name!r}: {holder.owner} "
         f"{state}{queue}; waited {settings.lock_timeout_s:g} s. Retry once it is done, or raise "
         f"registry.lock_timeout_s. If that process is gone, its lease (registry.lock_lease_s) "
-        f"runs out by {_iso(holder.expires)} and the next promotion takes over; "
+        f"runs out by {local_iso(holder.expires)} and the next promotion takes over; "
         f"to free it now, delete version {holder.version} of the registered model "
         f"{holder.model!r} (not the model itself)"
     )
@@ -273,7 +290,7 @@ def _release(client: MlflowClient, ticket: Ticket, lease_s: float) -> None:
             ticket.version,
             ticket.model,
             exc,
-            _iso(time.time() + lease_s),
+            local_iso(time.time() + lease_s),
         )
 
 
@@ -294,7 +311,3 @@ def _delete(client: MlflowClient, ticket: Ticket, quiet: bool = True) -> None:
 
 def _expiry(lease_s: float) -> str:
     return f"{time.time() + lease_s:.3f}"
-
-
-def _iso(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
