@@ -54,8 +54,11 @@ def export_base(
     out.mkdir(parents=True, exist_ok=True)
     _half(dit_dir / DIT_FILE, out / DIT_FILE)
     _half(controlnet_dir / DUBBING_FILE, out / DUBBING_FILE)
-    for name in COPIED:
-        (out / name).write_bytes((dit_dir / name).read_bytes())
+    (out / "vocab.json").write_bytes((dit_dir / "vocab.json").read_bytes())
+    # The base stands alone: a DiT continued from an earlier base names that base's file
+    # as its start, which this export overwrites (base.json keeps the history).
+    speech = json.loads((dit_dir / "speech.json").read_text())
+    write_json(out / "speech.json", {**speech, "pretrained_dit": None})
     stages = {}
     for stage, folder in (("dit", dit_dir), ("controlnet", controlnet_dir)):
         summary = folder / "stage.json"
