@@ -3,7 +3,7 @@
 MediaPipe's graph (C++ glog/absl, TF Lite) prints start-up chatter (``Created
 TensorFlow Lite XNNPACK delegate``, ``W0000 … inference_feedback_manager``) and,
 beside protobuf 6, ``AttributeError: 'MessageFactory' object has no attribute
-'GetPrototype'`` from its packet getter (harmless: the result is read anyway).
+'GetPrototype'`` when its solutions are imported (harmless).
 None of it passes through Python's logging, and ``GLOG_minloglevel`` /
 ``TF_CPP_MIN_LOG_LEVEL`` do not reach it (measured), so the descriptor itself
 is pointed at /dev/null for the few calls that print.

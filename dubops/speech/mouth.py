@@ -151,10 +151,14 @@ def _face_mesh_graph() -> Any:
     gone from the protobuf 7 this project installs. The graph's own defaults are
     the same 0.5 thresholds, so the graph is built without them.
     """
+    from dubops.native_stderr import silenced_stderr
+
     try:
         # Registers the calculator option types that the graph's config names.
-        import mediapipe.python.solutions.face_mesh  # noqa: F401
-        from mediapipe.python.solution_base import SolutionBase
+        # Importing it beside protobuf 6 prints an AttributeError to fd 2 (harmless).
+        with silenced_stderr():
+            import mediapipe.python.solutions.face_mesh  # noqa: F401
+            from mediapipe.python.solution_base import SolutionBase
     except ImportError as exc:
         raise RuntimeError(
             f"face-mesh mouth tracking needs mediapipe 0.10.21 ({exc}); "

@@ -186,3 +186,21 @@ def test_config_checks():
         extractor_class("text").settings_from(
             load_config("tiny", overrides=["emotion.text.encoder_path=/nowhere/model"])
         )
+
+
+def test_mediapipe_loads_without_printing_to_stderr():
+    """Its import and first frame print a protobuf AttributeError and TF Lite chatter to
+    fd 2, which a user reads as a crash; both are silenced (a fresh process, so the
+    import really happens)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from dubops.emotion.extractors.face_detect import FaceDetector\n"
+        "FaceDetector('mediapipe').detect(np.zeros((64, 64, 3), np.uint8))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "GetPrototype" not in done.stderr and "XNNPACK" not in done.stderr, done.stderr

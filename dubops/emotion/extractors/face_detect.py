@@ -49,16 +49,19 @@ class FaceDetector:
         if self._impl is not None:
             return self._impl
         if self.kind == "mediapipe":
+            from dubops.native_stderr import silenced_stderr
+
             try:
                 # Registers the calculator option types that the graph's config names.
-                import mediapipe.python.solutions.face_detection  # noqa: F401
-                from mediapipe.python.solution_base import SolutionBase
+                # Importing it beside protobuf 6 prints an AttributeError to fd 2 (harmless).
+                with silenced_stderr():
+                    import mediapipe.python.solutions.face_detection  # noqa: F401
+                    from mediapipe.python.solution_base import SolutionBase
             except ImportError as exc:
                 raise RuntimeError(
                     f"the mediapipe face detector needs mediapipe 0.10.21 ({exc}); "
                     "install it or use --set emotion.face.detector=haar"
                 ) from None
-            from dubops.native_stderr import silenced_stderr
 
             # The graph prints TF Lite / absl chatter and a protobuf-6 AttributeError
             # on its first frame, straight to fd 2: run that frame here, silenced.
