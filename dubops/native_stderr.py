@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -37,3 +38,20 @@ def silenced_stderr() -> Iterator[None]:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def mediapipe_solution_base(solution: str) -> Any:
+    """mediapipe's ``SolutionBase`` once ``mediapipe.python.solutions.<solution>`` is imported.
+
+    That import registers the calculator option types the solution's graph config names;
+    beside protobuf 6 it also prints an AttributeError to fd 2 (harmless), silenced here.
+
+    Raises:
+        ImportError: mediapipe 0.10.21 is not installed (callers name their own fix).
+    """
+    import importlib
+
+    with silenced_stderr():
+        importlib.import_module(f"mediapipe.python.solutions.{solution}")
+        from mediapipe.python.solution_base import SolutionBase
+    return SolutionBase

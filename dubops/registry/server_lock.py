@@ -127,7 +127,7 @@ def server_lock(config: DubOpsConfig) -> Iterator[Ticket]:
     lease.start()
     try:
         _wait_for_turn(client, ticket, config)
-        held = dataclasses.replace(ticket, held_since=local_iso(time.time()))
+        held = dataclasses.replace(ticket, held_since=local_iso())
         client.set_model_version_tag(model, str(ticket.version), TAG_HELD_SINCE, held.held_since)
         yield held
     finally:

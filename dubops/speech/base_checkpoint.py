@@ -28,7 +28,7 @@ from dubops.speech.loading import DIT_FILE, DUBBING_FILE
 from dubops.speech.pretrained import CheckpointError
 
 BASE_FILE = "base.json"
-COPIED = ("vocab.json", "speech.json")
+VOCAB_FILE, SPEECH_FILE = "vocab.json", "speech.json"
 REFINEMENTS = ("duration_refine", "pitch_refine")
 
 
@@ -54,11 +54,11 @@ def export_base(
     out.mkdir(parents=True, exist_ok=True)
     _half(dit_dir / DIT_FILE, out / DIT_FILE)
     _half(controlnet_dir / DUBBING_FILE, out / DUBBING_FILE)
-    (out / "vocab.json").write_bytes((dit_dir / "vocab.json").read_bytes())
+    (out / VOCAB_FILE).write_bytes((dit_dir / VOCAB_FILE).read_bytes())
     # The base stands alone: a DiT continued from an earlier base names that base's file
     # as its start, which this export overwrites (base.json keeps the history).
-    speech = json.loads((dit_dir / "speech.json").read_text())
-    write_json(out / "speech.json", {**speech, "pretrained_dit": None})
+    speech = json.loads((dit_dir / SPEECH_FILE).read_text())
+    write_json(out / SPEECH_FILE, {**speech, "pretrained_dit": None})
     stages = {}
     for stage, folder in (("dit", dit_dir), ("controlnet", controlnet_dir)):
         summary = folder / "stage.json"
@@ -67,7 +67,7 @@ def export_base(
             stages[stage] = {k: done.get(k) for k in ("step", "val_loss", "minutes")}
             # The refinements after a ControlNet stage, where it ran them.
             stages[stage].update({k: done[k] for k in REFINEMENTS if k in done})
-    files = [DIT_FILE, DUBBING_FILE, *COPIED]
+    files = [DIT_FILE, DUBBING_FILE, VOCAB_FILE, SPEECH_FILE]
     record = {
         "made": datetime.now(UTC).isoformat(timespec="seconds"),
         "commands": commands,

@@ -151,20 +151,16 @@ def _face_mesh_graph() -> Any:
     gone from the protobuf 7 this project installs. The graph's own defaults are
     the same 0.5 thresholds, so the graph is built without them.
     """
-    from dubops.native_stderr import silenced_stderr
+    from dubops.native_stderr import mediapipe_solution_base
 
     try:
-        # Registers the calculator option types that the graph's config names.
-        # Importing it beside protobuf 6 prints an AttributeError to fd 2 (harmless).
-        with silenced_stderr():
-            import mediapipe.python.solutions.face_mesh  # noqa: F401
-            from mediapipe.python.solution_base import SolutionBase
+        solution_base = mediapipe_solution_base("face_mesh")
     except ImportError as exc:
         raise RuntimeError(
             f"face-mesh mouth tracking needs mediapipe 0.10.21 ({exc}); "
             "pip install --no-deps -r requirements/nodeps-eval.txt"
         ) from None
-    return SolutionBase(
+    return solution_base(
         binary_graph_path=_GRAPH,
         side_inputs={"num_faces": 1, "with_attention": False, "use_prev_landmarks": True},
         outputs=["multi_face_landmarks"],

@@ -49,14 +49,10 @@ class FaceDetector:
         if self._impl is not None:
             return self._impl
         if self.kind == "mediapipe":
-            from dubops.native_stderr import silenced_stderr
+            from dubops.native_stderr import mediapipe_solution_base, silenced_stderr
 
             try:
-                # Registers the calculator option types that the graph's config names.
-                # Importing it beside protobuf 6 prints an AttributeError to fd 2 (harmless).
-                with silenced_stderr():
-                    import mediapipe.python.solutions.face_detection  # noqa: F401
-                    from mediapipe.python.solution_base import SolutionBase
+                solution_base = mediapipe_solution_base("face_detection")
             except ImportError as exc:
                 raise RuntimeError(
                     f"the mediapipe face detector needs mediapipe 0.10.21 ({exc}); "
@@ -66,7 +62,7 @@ class FaceDetector:
             # The graph prints TF Lite / absl chatter and a protobuf-6 AttributeError
             # on its first frame, straight to fd 2: run that frame here, silenced.
             with silenced_stderr():
-                impl = SolutionBase(binary_graph_path=_BLAZEFACE_GRAPH, outputs=["detections"])
+                impl = solution_base(binary_graph_path=_BLAZEFACE_GRAPH, outputs=["detections"])
                 impl.process({"image": np.zeros((64, 64, 3), np.uint8)})
             self._impl = impl
         else:
