@@ -29,6 +29,8 @@ from dubops.speech.pretrained import CheckpointError
 
 BASE_FILE = "base.json"
 VOCAB_FILE, SPEECH_FILE = "vocab.json", "speech.json"
+# What base.json keeps of each stage's stage.json (totals: all its --resume parts).
+STAGE_FIELDS = ("step", "val_loss", "minutes", "minutes_total", "parts")
 REFINEMENTS = ("duration_refine", "pitch_refine")
 
 
@@ -64,7 +66,7 @@ def export_base(
         summary = folder / "stage.json"
         if summary.is_file():
             done = json.loads(summary.read_text())
-            stages[stage] = {k: done.get(k) for k in ("step", "val_loss", "minutes")}
+            stages[stage] = {k: done.get(k) for k in STAGE_FIELDS}
             # The refinements after a ControlNet stage, where it ran them.
             stages[stage].update({k: done[k] for k in REFINEMENTS if k in done})
     files = [DIT_FILE, DUBBING_FILE, VOCAB_FILE, SPEECH_FILE]

@@ -69,7 +69,11 @@ class StageResult:
     step: int
     train_loss: float | None
     val_loss: float | None
-    minutes: float
+    minutes: float  # this run, end to end
+    # With the parts before it (``--resume``): their training loops up to the
+    # checkpoint resumed from, plus ``minutes``; ``parts`` counts the runs.
+    minutes_total: float
+    parts: int
 
 
 def _vocab(data_dir: Path, speech: SpeechConfig) -> PhonemeVocab:
@@ -175,6 +179,7 @@ def export_weights(state: dict[str, torch.Tensor], path: Path) -> None:
 def finish_stage(
     stage: str, out: Path, weights: Path, result: Any, start: float, tracker: Any
 ) -> StageResult:
+    minutes = (time.time() - start) / 60
     summary = StageResult(
         stage=stage,
         out_dir=str(out),
@@ -182,7 +187,9 @@ def finish_stage(
         step=result.step,
         train_loss=result.train_loss,
         val_loss=result.val_loss,
-        minutes=round((time.time() - start) / 60, 2),
+        minutes=round(minutes, 2),
+        minutes_total=round(minutes + (result.total_s - result.elapsed_s) / 60, 2),
+        parts=result.parts,
     )
     previous = out / "stage.json"
     extra = json.loads(previous.read_text()) if previous.is_file() else {}

@@ -80,7 +80,11 @@ class TrainResult:
     train_loss: float | None  # mean over the last logging window
     val_loss: float | None  # the last validation (EMA weights)
     checkpoint: Path | None
-    elapsed_s: float
+    elapsed_s: float  # this run's loop
+    # Across ``--resume``: the loops of the earlier parts up to the checkpoint each
+    # resumed from, plus this one; ``parts`` counts the runs that made the model.
+    total_s: float = 0.0
+    parts: int = 1
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -187,6 +191,8 @@ class Trainer:
         self.device = torch.device(device)
         self.rank, self.world_size = 0, 1
         self._term_names: list[str] = []  # the model's loss terms, from its first batch
+        # Loop seconds and runs before this one, restored from a checkpoint on --resume.
+        self._earlier_s, self._parts = 0.0, 1
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -272,6 +278,7 @@ class Trainer:
             world_size=self.world_size,
         )
         self.step, self.epoch, self.batch_in_epoch = 0, 0, 0
+        self._earlier_s, self._parts = 0.0, 1
         rng = self._resume() if resume else None
         if self.device.type != "cuda" and cfg.bf16:
             logger.info("bf16 autocast is for CUDA; training in float32 on %s", self.device)
@@ -309,6 +316,9 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+        # Checkpoints written before these fields existed count as one part of no time.
+        self._earlier_s = float(state.get("train_seconds", 0.0))
+        self._parts = int(state.get("parts", 1)) + 1
         logger.info("resumed from %s at update %d", path, self.step)
         if len(state["rng"]) != self.world_size:
             logger.warning(
@@ -410,12 +420,15 @@ class Trainer:
         if saved_at != self.step:
             self._save()
         checkpoint = self.checkpoint_dir / step_dir_name(self.step) if self.step else None
+        elapsed = time.monotonic() - start
         return TrainResult(
             self.step,
             last["train"],
             last["val"],
             checkpoint,
-            time.monotonic() - start,
+            elapsed,
+            total_s=self._earlier_s + elapsed,
+            parts=self._parts,
         )
 
     def _train_step(self, batches: Iterator[dict[str, Any]], window: _Window) -> None:
@@ -554,6 +567,8 @@ class Trainer:
                 "rng": states,
                 "world_size": self.world_size,
                 "config": self.config.model_dump(mode="json"),
+                "train_seconds": self._earlier_s + time.monotonic() - self._origin[0],
+                "parts": self._parts,
             }
             path = save_checkpoint(
                 self.checkpoint_dir, self.step, self.model, self.ema, state, self.config.keep_last

@@ -36,6 +36,8 @@ def test_export_records_hashes_and_halves_the_weights(base, stages):
 
     record = verify_base(base)
     assert record is not None and record["commands"] == ["dubops train ..."]
+    dit = record["stages"]["dit"]  # one run, so its total is its own minutes
+    assert dit["step"] > 0 and dit["parts"] == 1 and dit["minutes_total"] == dit["minutes"]
     assert set(record["sha256"]) == {"dit.safetensors", "dubbing.safetensors", "vocab.json",
                                      "speech.json"}  # fmt: skip
     shipped, trained = (

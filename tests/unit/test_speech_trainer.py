@@ -220,6 +220,15 @@ def test_resume_from_a_checkpoint_equals_the_run_that_never_stopped(tmp_path: Pa
     assert ema_a.keys() == ema_b.keys()
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
     assert result.val_loss is not None and result.val_loss == result_b.val_loss
+    # The run's history carries across --resume: two parts, and the first part's loop
+    # time up to its checkpoint is added to the second's.
+    assert (result.parts, half.parts, result_b.parts) == (1, 1, 2)
+    assert result.total_s == result.elapsed_s
+    first_part = torch.load(half.checkpoint / STATE_FILE, weights_only=True)
+    assert first_part["parts"] == 1 and 0 < first_part["train_seconds"] <= half.elapsed_s
+    assert result_b.total_s == pytest.approx(first_part["train_seconds"] + result_b.elapsed_s)
+    last_part = torch.load(result_b.checkpoint / STATE_FILE, weights_only=True)
+    assert last_part["parts"] == 2 and last_part["train_seconds"] >= first_part["train_seconds"]
 
 
 def test_checkpoints_are_safetensors_pruned_and_loadable(tmp_path: Path) -> None:
