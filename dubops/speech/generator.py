@@ -318,7 +318,7 @@ def voice(model: Any, plan: SpeechPlan, mel: torch.Tensor, audio: AudioConfig) -
         f0 = contour(
             delta[0], voiced[0], plan.prompt_logf0, pitch.voicing_threshold, pitch.smooth_frames
         )
-        mel = voice_mel(mel.T, f0, audio, pitch.strength).T.contiguous()
+        mel = voice_mel(mel.T, f0, audio, pitch.strength, pitch.envelope_bins).T.contiguous()
     # Levelled after the comb: the comb moves a frame's loudness (its valleys lose more
     # than its peaks gain), and the head's target is the loudness of harmonic speech.
     if pitch.loudness_strength:

@@ -71,11 +71,41 @@ def harmonic_comb(f0: np.ndarray, audio: AudioConfig, filters: np.ndarray) -> np
     return out
 
 
+def spectral_envelope(mel: torch.Tensor, frames: np.ndarray, bins: float) -> torch.Tensor:
+    """``mel (m, n)`` with ``frames`` smoothed across frequency (Gaussian SD ``bins``).
+
+    Why: the DiT draws some harmonics of its own, at a pitch of its choosing
+    (without the comb, YIN reads the tiny model's low voices 0.6-1.1 octave above
+    the head's F0). Where the head asks for a very low voice (a sad 70 Hz male),
+    the comb's few resolved low-band peaks lose to them and the rendered pitch
+    jumps by octaves. Smoothing the voiced frames' mel magnitudes first keeps
+    the envelope (formants) and removes those harmonics; the edge bands repeat.
+    """
+    if bins <= 0 or len(frames) == 0:
+        return mel
+    reach = max(1, int(np.ceil(3 * bins)))
+    taps = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, dtype=mel.dtype) / bins) ** 2)
+    taps = (taps / taps.sum()).view(1, 1, -1)
+    index = torch.as_tensor(frames, dtype=torch.long)
+    linear = torch.exp(mel[:, index]).T.unsqueeze(1)  # (voiced frames, 1, m)
+    padded = torch.nn.functional.pad(linear, (reach, reach), mode="replicate")
+    smooth = torch.nn.functional.conv1d(padded, taps)[:, 0].T
+    out = mel.clone()
+    out[:, index] = torch.log(smooth.clamp(min=1e-5))
+    return out
+
+
 def voice_mel(
-    mel: torch.Tensor, f0: np.ndarray, audio: AudioConfig, strength: float = 1.0
+    mel: torch.Tensor,
+    f0: np.ndarray,
+    audio: AudioConfig,
+    strength: float = 1.0,
+    envelope_bins: float = 0.0,
 ) -> torch.Tensor:
-    """``mel (m, n)`` with the comb of ``f0 (n,)`` added (``strength`` scales the log ratio)."""
+    """``mel (m, n)`` with the comb of ``f0 (n,)`` added (``strength`` scales the log ratio);
+    with ``envelope_bins``, the voiced frames are first reduced to their envelope."""
     from dubops.audio import mel_filters
 
+    mel = spectral_envelope(mel, np.flatnonzero(np.asarray(f0) > 0), envelope_bins)
     comb = torch.from_numpy(harmonic_comb(f0, audio, mel_filters(audio))).to(mel)
     return mel + strength * comb

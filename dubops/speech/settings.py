@@ -186,6 +186,13 @@ class PitchConfig(Section):
         description="log-F0 averaged over this many mel frames (a jittery comb is "
         "rendered unvoiced)",
     )
+    envelope_bins: float = Field(
+        0.0,
+        ge=0,
+        description="before the comb, voiced frames are smoothed across frequency by a "
+        "Gaussian of this many mel bins (its SD), so harmonics the DiT drew at another "
+        "pitch do not fight the comb's; 0 keeps the mel",
+    )
 
     @field_validator("kernel")
     @classmethod

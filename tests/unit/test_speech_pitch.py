@@ -56,6 +56,34 @@ def test_the_comb_puts_back_the_harmonics_a_smooth_mel_lost():
     assert float(torch.corrcoef(torch.stack([lost, added]))[0, 1]) > 0.6
 
 
+def test_the_envelope_lets_a_low_comb_be_heard_over_harmonics_drawn_at_another_pitch():
+    """A mel whose own harmonics sit at 200 Hz, combed at 75 Hz (a sad low voice): YIN
+    hears the mel's pitch unless the voiced frames are first reduced to their envelope."""
+    from dubops.audio import griffin_lim, resample
+    from dubops.speech.harmonics import spectral_envelope
+
+    rate = AUDIO.sample_rate
+    t = np.arange(rate) / rate
+    wave = sum(np.sin(2 * np.pi * k * 200.0 * t) / k for k in range(1, 40)).astype(np.float32)
+    mel = MelFrontEnd(AUDIO)(0.05 * wave)
+
+    def heard(envelope_bins: float) -> float:
+        voiced = voice_mel(mel, np.full(mel.shape[1], 75.0), AUDIO, 1.0, envelope_bins)
+        f0 = f0_track(resample(griffin_lim(voiced, AUDIO), rate, 16_000))
+        return float(np.median(f0[f0 > 0]))
+
+    assert abs(np.log2(heard(0.0) / 200.0)) < 0.1  # the mel's own pitch wins
+    assert abs(np.log2(heard(2.0) / 75.0)) < 0.1
+    # Only the voiced frames change, and 0 keeps the mel.
+    frames = np.array([3, 4, 5])
+    smooth = spectral_envelope(mel, frames, 2.0)
+    untouched = np.setdiff1d(np.arange(mel.shape[1]), frames)
+    assert torch.equal(smooth[:, untouched], mel[:, untouched])
+    # The harmonic peaks across the low bands: their curvature from band to band.
+    assert smooth[:30, 4].diff(n=2).abs().mean() < 0.5 * mel[:30, 4].diff(n=2).abs().mean()
+    assert torch.equal(spectral_envelope(mel, frames, 0.0), mel)
+
+
 def test_frame_phonemes_repeat_each_id_for_its_frames():
     ids = frame_phonemes(torch.tensor([[5, 6, 7]]), torch.tensor([[2, 0, 3]]), 7)
     assert ids.tolist() == [[5, 5, 7, 7, 7, 0, 0]]
