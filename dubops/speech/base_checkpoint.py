@@ -24,11 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dubops.fileio import sha256_file, write_json
-from dubops.speech.loading import DIT_FILE, DUBBING_FILE
+from dubops.speech.loading import DIT_FILE, DUBBING_FILE, SPEECH_FILE, VOCAB_FILE
 from dubops.speech.pretrained import CheckpointError
 
 BASE_FILE = "base.json"
-VOCAB_FILE, SPEECH_FILE = "vocab.json", "speech.json"
 # What base.json keeps of each stage's stage.json (totals: all its --resume parts).
 STAGE_FIELDS = ("step", "val_loss", "minutes", "minutes_total", "parts")
 REFINEMENTS = ("duration_refine", "pitch_refine")

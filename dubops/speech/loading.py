@@ -20,6 +20,7 @@ from dubops.speech.settings import PitchConfig, SpeechConfig
 
 DIT_FILE = "dit.safetensors"
 DUBBING_FILE = "dubbing.safetensors"
+VOCAB_FILE, SPEECH_FILE = "vocab.json", "speech.json"  # beside every stage's weights
 
 
 def build_flow(speech: SpeechConfig) -> FlowMatching:
@@ -40,10 +41,10 @@ def load_flow(pretrain_dir: str | Path) -> tuple[FlowMatching, PhonemeVocab, Spe
 
     root = Path(pretrain_dir)
     weights = _required(root / DIT_FILE, "dit-pretrain")
-    speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
+    speech = SpeechConfig.model_validate_json((root / SPEECH_FILE).read_text())
     flow = build_flow(speech.model_copy(update={"pretrained_dit": None}))
     flow.backbone.load_state_dict(load_file(str(weights)), strict=True)
-    return flow.eval(), PhonemeVocab.load(root / "vocab.json"), speech
+    return flow.eval(), PhonemeVocab.load(root / VOCAB_FILE), speech
 
 
 def load_dubbing_model(
@@ -63,7 +64,7 @@ def load_dubbing_model(
     stage = json.loads((root / "stage.json").read_text())
     # A relative DiT folder is relative to this one (a copied bundle keeps its parts together).
     flow, vocab, _ = load_flow(root / stage["pretrain_dir"])
-    speech = SpeechConfig.model_validate_json((root / "speech.json").read_text())
+    speech = SpeechConfig.model_validate_json((root / SPEECH_FILE).read_text())
     new: tuple[str, ...] = ()
     if add_pitch is not None and add_pitch.enabled and not speech.pitch.enabled:
         speech = speech.model_copy(update={"pitch": add_pitch})

@@ -191,8 +191,7 @@ class PitchConfig(Section):
         ge=0,
         description="before the comb, voiced frames are smoothed across frequency by a "
         "Gaussian of this many mel bins (its SD), so harmonics the DiT drew at another "
-        "pitch do not fight the comb's (1.5: WER 1.50x -> 1.09x the ground truth's on the "
-        "shipped base, docs/results/emotion.md); 0 keeps the mel",
+        "pitch do not fight the comb's (docs/results/emotion.md); 0 keeps the mel",
     )
 
     @field_validator("kernel")

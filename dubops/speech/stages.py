@@ -44,6 +44,8 @@ from dubops.speech.generator import dub_clip_mel
 from dubops.speech.loading import (
     DIT_FILE,
     DUBBING_FILE,
+    SPEECH_FILE,
+    VOCAB_FILE,
     build_flow,
     load_dubbing_model,
     load_flow,
@@ -84,7 +86,7 @@ def _vocab(data_dir: Path, speech: SpeechConfig) -> PhonemeVocab:
     beside it keeps its ids, and the corpus must not need symbols it lacks.
     """
     corpus = PhonemeVocab.from_manifest(load_manifest(data_dir))
-    beside = Path(speech.pretrained_dit).parent / "vocab.json" if speech.pretrained_dit else None
+    beside = Path(speech.pretrained_dit).parent / VOCAB_FILE if speech.pretrained_dit else None
     if beside is None or not beside.is_file():
         check_vocab_fits(corpus, speech.dit.text_num_embeds)
         return corpus
@@ -155,8 +157,8 @@ def write_samples(
 def start_run_folder(out: Path, vocab: PhonemeVocab, speech: SpeechConfig) -> None:
     """The vocabulary and speech config the exported weights belong to."""
     out.mkdir(parents=True, exist_ok=True)
-    vocab.save(out / "vocab.json")
-    write_json(out / "speech.json", json.loads(speech.model_dump_json()))
+    vocab.save(out / VOCAB_FILE)
+    write_json(out / SPEECH_FILE, json.loads(speech.model_dump_json()))
 
 
 def val_prompts(val, count: int = 2):
@@ -188,7 +190,7 @@ def finish_stage(
         train_loss=result.train_loss,
         val_loss=result.val_loss,
         minutes=round(minutes, 2),
-        minutes_total=round(minutes + (result.total_s - result.elapsed_s) / 60, 2),
+        minutes_total=round(minutes + result.earlier_s / 60, 2),
         parts=result.parts,
     )
     previous = out / "stage.json"

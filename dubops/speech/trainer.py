@@ -81,10 +81,14 @@ class TrainResult:
     val_loss: float | None  # the last validation (EMA weights)
     checkpoint: Path | None
     elapsed_s: float  # this run's loop
-    # Across ``--resume``: the loops of the earlier parts up to the checkpoint each
-    # resumed from, plus this one; ``parts`` counts the runs that made the model.
-    total_s: float = 0.0
+    # Across ``--resume``: the loops of the earlier parts, up to the checkpoint each
+    # resumed from; ``parts`` counts the runs that made the model.
+    earlier_s: float = 0.0
     parts: int = 1
+
+    @property
+    def total_s(self) -> float:
+        return self.earlier_s + self.elapsed_s
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -420,14 +424,13 @@ class Trainer:
         if saved_at != self.step:
             self._save()
         checkpoint = self.checkpoint_dir / step_dir_name(self.step) if self.step else None
-        elapsed = time.monotonic() - start
         return TrainResult(
             self.step,
             last["train"],
             last["val"],
             checkpoint,
-            elapsed,
-            total_s=self._earlier_s + elapsed,
+            time.monotonic() - start,
+            earlier_s=self._earlier_s,
             parts=self._parts,
         )
 
