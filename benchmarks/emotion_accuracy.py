@@ -21,6 +21,12 @@ each system then names its folders for both corpora (clip ids are distinct)::
         --data data/tiny_seed1=train,val,test_s1,test_s2 --classifier-data data/tiny \\
         --pred graph=DUB_TEST,DUB_HELDOUT --pred no-graph=... --against graph
 
+Several folders per system are takes: trainings with other seeds, or dubs with
+other sampling seeds. With as many takes on both sides of a difference, the k-th
+folder of each pairs with the k-th (name them in seed order), and the spread of the
+per-take differences joins the standard error (:mod:`dubops.evaluation.paired`): one
+training's luck is then part of the error bar, not only the clips'.
+
 Writes ``benchmarks/results/emotion_accuracy.json`` (or ``--out``).
 """
 
@@ -135,6 +141,24 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x)))
 
 
+def _takes(clips: list[dict]) -> np.ndarray:
+    """``(takes, clips)``: 1 where the k-th folder's dub of a clip was classified right."""
+    return np.array([[p == c["emotion"] for p in c["predicted"]] for c in clips], float).T
+
+
+def _difference(clips: list[dict], reference: list[dict]):
+    """``clips − reference`` per clip; with as many takes on both sides, take k pairs with take k
+    (the same training or sampling seed) and the take-to-take spread joins the SE."""
+    from dubops.evaluation.paired import paired_difference
+
+    if [c["clip_id"] for c in clips] != [c["clip_id"] for c in reference]:
+        raise SystemExit("systems were scored on different clips; dub the same ones")
+    mine, theirs = _takes(clips), _takes(reference)
+    if mine.shape != theirs.shape:  # unequal takes: each clip's share of correct takes
+        mine, theirs = mine.mean(axis=0), theirs.mean(axis=0)
+    return paired_difference(mine, theirs)
+
+
 def summarise(rows: dict, against: str | None) -> dict:
     from dubops.data.schema import EMOTIONS
 
@@ -144,9 +168,7 @@ def summarise(rows: dict, against: str | None) -> dict:
         seeds = len(clips[0]["predicted"]) if clips else 0
         entry = {"emo_acc": acc, "se": se, "clips": len(clips), "seeds": seeds, "per_emotion": {}}
         if against and name != against:
-            ref = {c["clip_id"]: float(c["correct"]) for c in rows[against]}
-            diff, dse = mean_se([float(c["correct"]) - ref[c["clip_id"]] for c in clips])
-            entry["minus_" + against] = {"diff": diff, "se": dse}
+            entry["minus_" + against] = _difference(clips, rows[against]).as_dict()
         for emotion in EMOTIONS:
             mine = [c for c in clips if c["emotion"] == emotion]
             if not mine:
@@ -160,6 +182,14 @@ def summarise(rows: dict, against: str | None) -> dict:
     return out
 
 
+def _take_note(d: dict) -> str:
+    """With several takes: the clip and take parts of the SE, and each take's difference."""
+    if d["takes"] < 2:
+        return ""
+    takes = ", ".join(f"{x:+.3f}" for x in d["per_take"])
+    return f" (clips {d['se_clips']:.3f}, {d['takes']} takes {d['se_takes']:.3f}: {takes})"
+
+
 def print_tables(summary: dict, against: str | None) -> None:
     head = "| system | EMO-ACC ± SE |" + (f" minus {against} ± SE |" if against else "")
     print(head)
@@ -168,7 +198,7 @@ def print_tables(summary: dict, against: str | None) -> None:
         line = f"| {name} | {s['emo_acc']:.3f} ± {s['se']:.3f} |"
         if against:
             d = s.get("minus_" + against)
-            line += f" {d['diff']:+.3f} ± {d['se']:.3f} |" if d else " |"
+            line += f" {d['diff']:+.3f} ± {d['se']:.3f}{_take_note(d)} |" if d else " |"
         print(line)
     print("\nlog-F0 / energy (dB) change from the timbre prompt, per emotion:")
     emotions = list(next(iter(summary.values()))["per_emotion"])
@@ -192,7 +222,8 @@ def main() -> None:
         "--pred",
         action="append",
         required=True,
-        help="NAME=FOLDER[,FOLDER...] of <clip_id>.wav, several for several seeds (repeat)",
+        help="NAME=FOLDER[,FOLDER...] of <clip_id>.wav; several are takes (training or sampling "
+        "seeds), named in the same seed order for every system (repeat)",
     )
     parser.add_argument("--against", help="NAME of the system the others are paired against")
     parser.add_argument("--split", action="append", help="splits (default test_s1 test_s2)")
