@@ -316,7 +316,12 @@ def voice(model: Any, plan: SpeechPlan, mel: torch.Tensor, audio: AudioConfig) -
         delta, voiced, loud = head(condition, ids)
     if pitch.strength:
         f0 = contour(
-            delta[0], voiced[0], plan.prompt_logf0, pitch.voicing_threshold, pitch.smooth_frames
+            delta[0],
+            voiced[0],
+            plan.prompt_logf0,
+            pitch.voicing_threshold,
+            pitch.smooth_frames,
+            pitch.contour_scale,
         )
         mel = voice_mel(mel.T, f0, audio, pitch.strength, pitch.envelope_bins).T.contiguous()
     # Levelled after the comb: the comb moves a frame's loudness (its valleys lose more

@@ -186,6 +186,13 @@ class PitchConfig(Section):
         description="log-F0 averaged over this many mel frames (a jittery comb is "
         "rendered unvoiced)",
     )
+    contour_scale: float = Field(
+        1.0,
+        gt=0,
+        description="the voiced log-F0's movement around its mean is multiplied by this "
+        "(a squared-error head predicts flattened contours; docs/results/emotion.md); "
+        "1 keeps the head's",
+    )
     envelope_bins: float = Field(
         1.5,
         ge=0,

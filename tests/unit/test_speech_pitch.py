@@ -113,6 +113,20 @@ def test_contour_is_relative_to_the_prompt_and_drops_unvoiced_runs():
     assert np.allclose(f0[[0, 1, 2, 10, 11]], 180.0) and np.all(f0[5:8] == 0)
 
 
+def test_contour_scale_widens_the_voiced_movement_around_its_mean_and_keeps_the_mean():
+    delta = torch.linspace(-0.2, 0.2, 40)
+    logit = torch.full((40,), 5.0)
+    logit[:10] = -5.0  # unvoiced: no F0, and not part of the mean
+    base = float(np.log(150.0))
+    plain = contour(delta, logit, base, 0.5, smooth_frames=1)
+    wide = contour(delta, logit, base, 0.5, smooth_frames=1, scale=1.5)
+    voiced = plain > 0
+    assert np.array_equal(voiced, wide > 0) and not voiced[:10].any()
+    log_plain, log_wide = np.log(plain[voiced]), np.log(wide[voiced])
+    assert log_wide.mean() == pytest.approx(log_plain.mean())
+    assert log_wide.std() == pytest.approx(1.5 * log_plain.std())
+
+
 def test_relevel_moves_speech_frames_to_the_predicted_loudness_and_keeps_silence():
     mel = torch.zeros(20, 8)
     mel[15:] = -8.0  # silence
