@@ -46,6 +46,7 @@ class PitchRefineResult:
     val_loss_before: float
     val_loss_after: float
     minutes: float
+    contour_spread: float = 1.0
 
 
 def _encode(model: DubbingModel, data: ClipDataset, footage: FootageFn | None) -> list[dict]:
@@ -104,6 +105,39 @@ def _loss(head: torch.nn.Module, clips: list[dict]) -> torch.Tensor:
     )
 
 
+def contour_spread(head: torch.nn.Module, clips: list[dict], config: PitchConfig) -> float:
+    """The targets' voiced log-F0 spread over the served contour's, on the val clips.
+
+    Why: a head fitted by squared error predicts the mean of the contours a clip
+    could have, flatter than any one of them. The contour is formed as served
+    (voicing threshold, smoothing, no scale) and each clip's log-F0 SD is taken
+    over the frames both it and the target voice; the ratio of the mean SDs is
+    the global-variance factor ``speech.pitch.contour_scale`` restores. Clips
+    with fewer than 20 such frames are left out; with none left, 1.
+    """
+    from dubops.speech.pitch import contour
+
+    target_sd, served_sd = [], []
+    with torch.no_grad():
+        for clip in clips:
+            delta, voiced, _ = head(clip["condition"][None], clip["phonemes"][None])
+            served = contour(
+                delta[0],
+                voiced[0],
+                float(clip["prompt_logf0"]),
+                config.voicing_threshold,
+                config.smooth_frames,
+            )
+            target = clip["f0"].cpu().numpy()
+            both = (served > 0) & (target > 0)
+            if both.sum() >= 20:
+                target_sd.append(np.log(target[both]).std())
+                served_sd.append(np.log(served[both]).std())
+    if not served_sd or float(np.mean(served_sd)) <= 0:
+        return 1.0
+    return float(np.mean(target_sd) / np.mean(served_sd))
+
+
 def refine_pitch(
     model: DubbingModel,
     train: ClipDataset,
@@ -143,7 +177,15 @@ def refine_pitch(
                 best, best_step, best_state = current, step, copy.deepcopy(head.state_dict())
     head.load_state_dict(best_state)
     head.eval()
+    spread = contour_spread(head, val_clips, config)
     model.train(was_training)
-    result = PitchRefineResult(steps, best_step, before, best, (time.monotonic() - start) / 60)
-    log.info("pitch refinement: val loss %.3f -> %.3f (best update %d)", before, best, best_step)
+    minutes = (time.monotonic() - start) / 60
+    result = PitchRefineResult(steps, best_step, before, best, minutes, spread)
+    log.info(
+        "pitch refinement: val loss %.3f -> %.3f (best update %d); val contour spread x%.2f",
+        before,
+        best,
+        best_step,
+        spread,
+    )
     return result

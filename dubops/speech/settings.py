@@ -193,6 +193,12 @@ class PitchConfig(Section):
         "(a squared-error head predicts flattened contours; docs/results/emotion.md); "
         "1 keeps the head's",
     )
+    fit_contour_scale: bool = Field(
+        True,
+        description="after the pitch refinement, the run folder serves contour_scale = the "
+        "val targets' log-F0 spread over the head's (global variance); false keeps the "
+        "configured contour_scale",
+    )
     envelope_bins: float = Field(
         1.5,
         ge=0,

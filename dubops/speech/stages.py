@@ -342,7 +342,16 @@ def refine_pitch_head(model: DubbingModel, train, val, out: Path, footage: Any =
 
     refined = refine_pitch(model, train, val, pitch, footage)
     _record_in_stage(out, "pitch_refine", asdict(refined))
+    if pitch.fit_contour_scale:
+        _serve_contour_scale(model, out, refined.contour_spread)
     return refined
+
+
+def _serve_contour_scale(model: DubbingModel, out: Path, scale: float) -> None:
+    """The run folder's ``speech.json`` serves the val-fitted ``pitch.contour_scale``."""
+    pitch = model.config.pitch.model_copy(update={"contour_scale": round(scale, 3)})
+    model.config = model.config.model_copy(update={"pitch": pitch})
+    write_json(out / SPEECH_FILE, json.loads(model.config.model_dump_json()))
 
 
 def refine_run_durations(
@@ -401,6 +410,7 @@ def refine_run_pitch(
             "refine_steps": wanted.refine_steps,
             "refine_lr": wanted.refine_lr,
             "refine_eval_every": wanted.refine_eval_every,
+            "fit_contour_scale": wanted.fit_contour_scale,
         }
     )
     # A graph folder trains (and so refines) with its own graph.training context and footage.
@@ -418,11 +428,14 @@ def refine_run_pitch(
         footage = _graph_footage(config, ids, out)
     refined = refine_pitch(model, train, val, pitch, footage)
     _record_in_stage(out, "pitch_refine", asdict(refined))
+    if pitch.fit_contour_scale:
+        _serve_contour_scale(model, out, refined.contour_spread)
     if tracker is not None:
         tracker.log_metrics(
             {
                 "pitch_val_loss_before": refined.val_loss_before,
                 "pitch_val_loss_after": refined.val_loss_after,
+                "pitch_contour_spread": refined.contour_spread,
             }
         )
     export_weights(_dubbing_state(model), out / DUBBING_FILE)

@@ -127,6 +127,9 @@ def test_pretrain_resume_controlnet_and_dub(tmp_path):
     assert changed == (refined["best_step"] > 0)
     assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("pitch."))
     assert json.loads((cn / "stage.json").read_text())["pitch_refine"]["steps"] == 3
+    # The folder now serves the refinement's val-fitted contour spread.
+    served = json.loads((cn / "speech.json").read_text())["pitch"]["contour_scale"]
+    assert served == round(refined["contour_spread"], 3)
     res = runner.invoke(app, [*repitch, *SMALL, "-s", "speech.pitch.refine_steps=0"])
     assert res.exit_code == 2 and "pitch.refine_steps" in res.output, res.output
 

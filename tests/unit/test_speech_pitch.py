@@ -172,3 +172,36 @@ def test_loud_steady_frames_pyin_calls_unvoiced_take_yins_f0(monkeypatch):
     assert np.allclose(filled[middle], 150.0, rtol=0.03)
     assert np.allclose(honest[middle], 150.0, rtol=0.03)
     assert np.all(filled[-15:] == 0)  # the silence stays unvoiced
+
+
+class _HalfContourHead(torch.nn.Module):
+    """A head whose log-F0 moves half as far as the clip's target: flattened by 2."""
+
+    def __init__(self, target_delta: torch.Tensor):
+        super().__init__()
+        self.target_delta = target_delta
+
+    def forward(self, condition, phonemes):
+        n = condition.shape[1]
+        delta = 0.5 * self.target_delta[:n]
+        return delta[None], torch.full((1, n), 5.0), torch.zeros(1, n)
+
+
+def test_contour_spread_measures_how_much_flatter_the_served_contour_is():
+    from dubops.speech.pitch_refine import contour_spread
+    from dubops.speech.settings import PitchConfig
+
+    n = 300
+    target_delta = 0.2 * torch.sin(torch.arange(n) * 2 * np.pi / 100)
+    f0 = torch.from_numpy(np.exp(np.log(120.0) + target_delta.numpy()))
+    clip = {
+        "condition": torch.zeros(n, 4),
+        "phonemes": torch.zeros(n, dtype=torch.long),
+        "f0": f0,
+        "prompt_logf0": torch.tensor(float(np.log(120.0))),
+    }
+    config = PitchConfig(enabled=True)
+    spread = contour_spread(_HalfContourHead(target_delta), [clip], config)
+    assert spread == pytest.approx(2.0, rel=0.03)
+    # A clip with too few voiced frames is left out; none left: no correction.
+    assert contour_spread(_HalfContourHead(target_delta), [{**clip, "f0": f0 * 0}], config) == 1.0
