@@ -138,6 +138,17 @@ def contour_spread(head: torch.nn.Module, clips: list[dict], config: PitchConfig
     return float(np.mean(target_sd) / np.mean(served_sd))
 
 
+def measure_contour_spread(
+    model: DubbingModel, val: ClipDataset, config: PitchConfig, footage: FootageFn | None = None
+) -> float:
+    """:func:`contour_spread` of ``model.pitch`` on ``val``, without refining the head."""
+    was_training = model.training
+    model.eval()
+    spread = contour_spread(model.pitch, _encode(model, val, footage), config)
+    model.train(was_training)
+    return spread
+
+
 def refine_pitch(
     model: DubbingModel,
     train: ClipDataset,

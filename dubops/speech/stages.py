@@ -330,28 +330,38 @@ def _record_in_stage(out: Path, key: str, record: dict) -> None:
 
 
 def refine_pitch_head(model: DubbingModel, train, val, out: Path, footage: Any = None) -> Any:
-    """The pitch head trained on alone on frozen conditions (``speech.pitch.refine_steps``).
+    """The pitch head trained on alone on frozen conditions (``speech.pitch.refine_steps``),
+    then its contour spread fitted on val (``speech.pitch.fit_contour_scale``).
 
     ``footage`` (clip ids -> a graph model's footage batch) feeds a graph stage's
     emotion module. Recorded in ``stage.json``; nothing happens without a head.
     """
     pitch = model.config.pitch
-    if model.pitch is None or not pitch.refine_steps:
+    if model.pitch is None:
         return None
-    from dubops.speech.pitch_refine import refine_pitch
+    from dubops.speech.pitch_refine import measure_contour_spread, refine_pitch
 
-    refined = refine_pitch(model, train, val, pitch, footage)
-    _record_in_stage(out, "pitch_refine", asdict(refined))
+    refined = None
+    if pitch.refine_steps:
+        refined = refine_pitch(model, train, val, pitch, footage)
+        _record_in_stage(out, "pitch_refine", asdict(refined))
     if pitch.fit_contour_scale:
-        _serve_contour_scale(model, out, refined.contour_spread)
+        spread = (
+            refined.contour_spread
+            if refined is not None
+            else measure_contour_spread(model, val, pitch, footage)
+        )
+        _serve_contour_scale(model, out, spread)
     return refined
 
 
 def _serve_contour_scale(model: DubbingModel, out: Path, scale: float) -> None:
-    """The run folder's ``speech.json`` serves the val-fitted ``pitch.contour_scale``."""
+    """The run folder's ``speech.json`` serves the val-fitted ``pitch.contour_scale``
+    (recorded in ``stage.json`` as ``contour_scale_fit``)."""
     pitch = model.config.pitch.model_copy(update={"contour_scale": round(scale, 3)})
     model.config = model.config.model_copy(update={"pitch": pitch})
     write_json(out / SPEECH_FILE, json.loads(model.config.model_dump_json()))
+    _record_in_stage(out, "contour_scale_fit", pitch.contour_scale)
 
 
 def refine_run_durations(

@@ -130,6 +130,7 @@ def test_pretrain_resume_controlnet_and_dub(tmp_path):
     # The folder now serves the refinement's val-fitted contour spread.
     served = json.loads((cn / "speech.json").read_text())["pitch"]["contour_scale"]
     assert served == round(refined["contour_spread"], 3)
+    assert json.loads((cn / "stage.json").read_text())["contour_scale_fit"] == served
     res = runner.invoke(app, [*repitch, *SMALL, "-s", "speech.pitch.refine_steps=0"])
     assert res.exit_code == 2 and "pitch.refine_steps" in res.output, res.output
 
@@ -208,6 +209,10 @@ def test_controlnet_trains_after_the_timbre_prompt_with_a_pitch_head(tmp_path):
     assert res.exit_code == 0, res.output
     weights = load_file(str(cn / "dubbing.safetensors"))
     assert any(k.startswith("pitch.") for k in weights)
+    # Refined or not, the head's contour spread is fitted on val and served from the folder.
+    stage = json.loads((cn / "stage.json").read_text())
+    served = json.loads((cn / "speech.json").read_text())["pitch"]["contour_scale"]
+    assert served == stage["contour_scale_fit"] > 0
     # The F0 targets are cached with the corpus, one file per manifest version.
     assert len(list((data / "features" / "pitch").glob("*.npz"))) == 1
 
