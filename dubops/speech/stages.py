@@ -322,7 +322,7 @@ def _refine(model, train, val, config: DubOpsConfig, refine, out: Path, tracker)
     return refined
 
 
-def _record_in_stage(out: Path, key: str, record: dict) -> None:
+def _record_in_stage(out: Path, key: str, record: dict | float) -> None:
     """Add ``key: record`` to the run folder's ``stage.json``, keeping what it holds."""
     stage = out / "stage.json"
     previous = json.loads(stage.read_text()) if stage.is_file() else {}
