@@ -178,7 +178,9 @@ def pitch(
     after new pitch targets, or for more updates (--set
     speech.pitch.refine_steps=N). The conditions (video, conclusion, and a graph
     folder's footage) are computed once and frozen: minutes on a CPU. Keeps the
-    head with the lowest validation loss; only the head changes.
+    head with the lowest validation loss; only the head changes. The folder then
+    serves the head's contour spread fitted on val (speech.pitch.contour_scale;
+    --set speech.pitch.fit_contour_scale=false keeps the folder's).
     """
     with user_errors():
         from dubops.speech.stages import refine_run_pitch
@@ -193,6 +195,6 @@ def pitch(
             lambda r: (
                 f"[bold green]pitch[/] val loss {r.val_loss_before:.4f} -> "
                 f"{r.val_loss_after:.4f} (best at update {r.best_step} of {r.steps}), "
-                f"{r.minutes:.1f} min -> {model}"
+                f"contour spread x{r.contour_spread:.2f}, {r.minutes:.1f} min -> {model}"
             ),
         )
