@@ -40,7 +40,11 @@ class PairedDifference:
     se: float
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: a NaN ``se_takes`` (one take) becomes None, as strict JSON has no NaN."""
+        out = asdict(self)
+        if math.isnan(self.se_takes):
+            out["se_takes"] = None
+        return out
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray) -> PairedDifference:

@@ -46,7 +46,7 @@ class PitchRefineResult:
     val_loss_before: float
     val_loss_after: float
     minutes: float
-    contour_spread: float = 1.0
+    contour_spread: float  # val targets' log-F0 SD over the served contour's
 
 
 def _encode(model: DubbingModel, data: ClipDataset, footage: FootageFn | None) -> list[dict]:

@@ -341,18 +341,20 @@ def refine_pitch_head(model: DubbingModel, train, val, out: Path, footage: Any =
         return None
     from dubops.speech.pitch_refine import measure_contour_spread, refine_pitch
 
-    refined = None
     if pitch.refine_steps:
         refined = refine_pitch(model, train, val, pitch, footage)
-        _record_in_stage(out, "pitch_refine", asdict(refined))
+        _record_pitch_refine(model, out, refined, pitch.fit_contour_scale)
+        return refined
     if pitch.fit_contour_scale:
-        spread = (
-            refined.contour_spread
-            if refined is not None
-            else measure_contour_spread(model, val, pitch, footage)
-        )
-        _serve_contour_scale(model, out, spread)
-    return refined
+        _serve_contour_scale(model, out, measure_contour_spread(model, val, pitch, footage))
+    return None
+
+
+def _record_pitch_refine(model: DubbingModel, out: Path, refined: Any, fit: bool) -> None:
+    """``stage.json`` records a refinement; with ``fit`` the folder serves its contour spread."""
+    _record_in_stage(out, "pitch_refine", asdict(refined))
+    if fit:
+        _serve_contour_scale(model, out, refined.contour_spread)
 
 
 def _serve_contour_scale(model: DubbingModel, out: Path, scale: float) -> None:
@@ -437,9 +439,7 @@ def refine_run_pitch(
         ids = [*train.manifest["clip_id"], *val.manifest["clip_id"]]
         footage = _graph_footage(config, ids, out)
     refined = refine_pitch(model, train, val, pitch, footage)
-    _record_in_stage(out, "pitch_refine", asdict(refined))
-    if pitch.fit_contour_scale:
-        _serve_contour_scale(model, out, refined.contour_spread)
+    _record_pitch_refine(model, out, refined, pitch.fit_contour_scale)
     if tracker is not None:
         tracker.log_metrics(
             {
