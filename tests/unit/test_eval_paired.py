@@ -16,6 +16,7 @@ def test_one_take_is_the_clip_paired_standard_error():
     assert result.diff == pytest.approx(d.mean())
     assert result.se == pytest.approx(d.std(ddof=1) / math.sqrt(len(d)))
     assert result.takes == 1 and math.isnan(result.se_takes)
+    assert result.as_dict()["se_takes"] is None  # strict JSON has no NaN
 
 
 def test_takes_that_disagree_widen_the_standard_error_beyond_the_clips():
