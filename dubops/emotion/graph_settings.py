@@ -91,6 +91,13 @@ class GraphConfig(Section):
     attention_heads: int = Field(4, gt=0, description="cross-attention heads of eq. (1)")
     conv_kernel: int = Field(3, gt=0, description="Conv1D kernel of eq. (1) (odd)")
     ablation: str = Field("none", description=f"one of {list(GRAPH_ABLATIONS)}")
+    conclusion_drop_prob: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="how often the stage trains without the reasoner's conclusion; null keeps "
+        "the ControlNet's condition_drop_prob (5 %). Higher makes the footage carry the emotion",
+    )
     training: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=200),
         description="the graph-synthesizer stage (graph + aggregation + ControlNet)",

@@ -137,6 +137,7 @@ def train_graph(
         data_dir, config.audio, vocab, speech, graph.training.context
     )
     model.context = graph.training.context
+    model.conclusion_drop_prob = graph.conclusion_drop_prob
     ids = [*train.manifest["clip_id"], *val.manifest["clip_id"]]
     footage = cached_footage(library, ids, k, out / "footage_cache", exclude_self=True)
     library.close()

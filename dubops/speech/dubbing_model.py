@@ -1,7 +1,8 @@
 """Stage 2.2's trainable whole: frozen pretrained DiT + ControlNet + conditions + durations.
 
 Training draws the DeepDubber guidance dropout: video, conclusion and script are
-each dropped with ``condition_drop_prob`` (5 %); dropping the script also drops
+each dropped with ``condition_drop_prob`` (5 %; the conclusion at its own rate where a
+stage sets ``conclusion_drop_prob``); dropping the script also drops
 the prompt audio, as F5's unconditional branch does, and the prompt audio alone
 is still dropped with F5's 30 %. The loss is flow matching on the hidden span
 plus ``duration_loss_weight`` x the duration predictor's loss. ``context``
@@ -53,6 +54,9 @@ class DubbingModel(nn.Module):
         self.config = config
         # Training only (not saved): the stage's ``TrainConfig.context``.
         self.context = context
+        # Training only (not saved): the conclusion's own dropout rate, where a stage sets
+        # one (the graph stage's ``graph.conclusion_drop_prob``); None is condition_drop_prob.
+        self.conclusion_drop_prob: float | None = None
         self.flow = flow
         self.flow.requires_grad_(False)
         dim = flow.backbone.config.dim
@@ -157,9 +161,10 @@ class DubbingModel(nn.Module):
         mel, lengths = batch["mel"], batch["mel_lengths"]
         b, n, _ = mel.shape
         p = cn.condition_drop_prob
+        p_conclusion = p if self.conclusion_drop_prob is None else self.conclusion_drop_prob
         u = torch.rand(2 * b + 2).tolist()  # CPU draws: decisions, not tensors on the device
         keep_visual = torch.tensor([x >= p for x in u[:b]], device=mel.device)
-        keep_conclusion = torch.tensor([x >= p for x in u[b : 2 * b]], device=mel.device)
+        keep_conclusion = torch.tensor([x >= p_conclusion for x in u[b : 2 * b]], device=mel.device)
         drop_text = u[-2] < p
         drop_audio = drop_text or u[-1] < self.flow.config.audio_drop_prob
         context = None

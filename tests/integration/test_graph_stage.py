@@ -106,12 +106,22 @@ def test_train_resume_and_dub_with_retrieval(trained, tmp_path):
         assert abs(len(wave) / rate - row.video_seconds) < 0.03
 
 
-def test_cli_ablation_run_is_recorded_and_loadable(trained, tmp_path):
+def test_cli_ablation_run_is_recorded_and_loadable(trained, tmp_path, monkeypatch):
+    from dubops.speech.dubbing_model import DubbingModel
     from dubops.speech.generator import SpeechGenerator
 
     data, library, cn, overrides = trained
     out = tmp_path / "nograph"
-    sets = [arg for o in [*overrides, *_steps("graph.training", 2)] for arg in ("-s", o)]
+    drop = ["graph.conclusion_drop_prob=0.5"]  # the stage trains at this rate, and records it
+    sets = [arg for o in [*overrides, *_steps("graph.training", 2), *drop] for arg in ("-s", o)]
+    rates = []
+    train_step = DubbingModel.training_loss
+
+    def recording(model, batch):
+        rates.append(model.conclusion_drop_prob)
+        return train_step(model, batch)
+
+    monkeypatch.setattr(DubbingModel, "training_loss", recording)
     res = CliRunner().invoke(
         app,
         [
@@ -134,7 +144,9 @@ def test_cli_ablation_run_is_recorded_and_loadable(trained, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["step"] == 2
-    assert json.loads((out / "graph.json").read_text())["ablation"] == "no-graph"
+    recorded = json.loads((out / "graph.json").read_text())
+    assert recorded["ablation"] == "no-graph" and recorded["conclusion_drop_prob"] == 0.5
+    assert rates and set(rates) == {0.5}
     generator = SpeechGenerator.from_dir(out)
     assert generator.needs_footage and len(generator.model.emotion_module.graph.encoders) == 0
 

@@ -146,3 +146,23 @@ def test_the_prompt_frames_read_the_no_video_embedding_as_at_inference():
         )
     assert torch.allclose(shifted[0, :10], no_video[0, :10], atol=1e-6)
     assert not torch.allclose(shifted[0, 10:], no_video[0, 10:], atol=1e-3)
+
+
+def test_a_stage_may_drop_the_conclusion_at_its_own_rate():
+    model = random_generator("speech.controlnet.condition_drop_prob=0").model
+    model.flow.config = FlowMatchingConfig(audio_drop_prob=0.0, cond_drop_prob=0.0)
+    with torch.no_grad():  # leave the zero-initialised layers, whose output ignores every input
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    batch = _clip_batch(model)
+    other = {**batch, "labels": {k: torch.ones(2, dtype=torch.long) for k in CONCLUSION_KEYS}}
+
+    def loss(b: dict) -> float:
+        torch.manual_seed(5)
+        return float(model.training_loss(b)[0].detach())
+
+    assert model.conclusion_drop_prob is None  # condition_drop_prob's 0: always read
+    assert loss(batch) != loss(other)
+    model.conclusion_drop_prob = 1.0  # never read, the video and the script still are
+    assert loss(batch) == loss(other)
+    assert loss(batch) != loss({**batch, "frames": batch["frames"] // 2})
