@@ -12,6 +12,8 @@ Dropping a condition (classifier-free guidance) swaps in a learned null:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as nnf
 from torch import nn
@@ -109,16 +111,29 @@ def to_mel_rate(
 
 
 class ConclusionEmbedding(nn.Module):
-    """The four conclusion fields as four tokens; dropped samples get learned nulls."""
+    """The four conclusion fields as four tokens; dropped samples get learned nulls.
 
-    def __init__(self, dim: int) -> None:
+    ``read`` names the fields the generator reads (default all four); the others
+    are always their null token, the one guidance dropout trains, so a field the
+    reasoner often gets wrong (gender, age) cannot pull the voice away from what
+    the prompt already says. Not a weight: any folder can serve any subset.
+    """
+
+    def __init__(self, dim: int, read: Sequence[str] | None = None) -> None:
         super().__init__()
+        names = [name for name, _ in CONCLUSION_FIELDS]
+        unknown = sorted(set(read or ()) - set(names))
+        if unknown:
+            raise ValueError(f"unknown conclusion fields {unknown}; choose from {names}")
         self.fields = nn.ModuleDict({name: nn.Embedding(k, dim) for name, k in CONCLUSION_FIELDS})
         self.null = nn.Parameter(torch.zeros(len(CONCLUSION_FIELDS), dim))
+        mask = torch.tensor([read is None or name in read for name in names])
+        self.register_buffer("read", mask, persistent=False)
 
     def forward(self, labels: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
         tokens = torch.stack([self.fields[name](labels[name]) for name, _ in CONCLUSION_FIELDS], 1)
-        return torch.where(keep[:, None, None], tokens, self.null.unsqueeze(0))
+        keep_field = keep[:, None] & self.read[None, :]
+        return torch.where(keep_field[..., None], tokens, self.null.unsqueeze(0))
 
 
 class ConditionFusion(nn.Module):

@@ -67,7 +67,7 @@ class DubbingModel(nn.Module):
             self.visual = ClipFrameEncoder(cn.clip_path, cn.visual_dim)
         else:
             self.visual = FrameEncoder(cn.visual_dim)
-        self.conclusion = ConclusionEmbedding(cn.visual_dim)
+        self.conclusion = ConclusionEmbedding(cn.visual_dim, cn.conclusion_fields)
         self.fusion = ConditionFusion(cn.visual_dim, cn.emotion_dim, dim, cn.fusion_heads)
         self.duration = DurationPredictor.from_config(
             config.duration, vocab_size, cond_dim=cn.visual_dim, visual_dim=cn.visual_dim

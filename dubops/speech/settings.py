@@ -6,12 +6,15 @@ composed into :class:`SpeechConfig`, the ``speech`` section of ``DubOpsConfig``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
 from dubops.config.section import Section
 from dubops.speech.train_config import TrainConfig
+
+# The reasoner's four conclusion fields (dubops.speech.conditioning.CONCLUSION_FIELDS).
+ConclusionField = Literal["scene_type", "gender", "age", "emotion"]
 
 
 class DiTConfig(Section):
@@ -79,6 +82,12 @@ class ControlNetConfig(Section):
     emotion_dim: int = Field(256, gt=0, description="footage-graph emotion sequence width")
     fusion_heads: int = Field(4, gt=0)
     condition_drop_prob: float = Field(0.05, ge=0, le=1, description="each of video/concl./script")
+    conclusion_fields: list[ConclusionField] = Field(
+        default_factory=lambda: list(get_args(ConclusionField)),
+        description="the conclusion fields the generator reads; the others are served as "
+        "the null token guidance dropout trains (a folder's speech.json may drop gender and "
+        "age, which the reasoner gets wrong more often than the prompt's voice does)",
+    )
     duration_loss_weight: float = Field(0.1, ge=0)
     guidance: GuidanceScales = GuidanceScales()
 

@@ -166,3 +166,9 @@ def test_a_stage_may_drop_the_conclusion_at_its_own_rate():
     model.conclusion_drop_prob = 1.0  # never read, the video and the script still are
     assert loss(batch) == loss(other)
     assert loss(batch) != loss({**batch, "frames": batch["frames"] // 2})
+
+
+def test_the_model_reads_the_conclusion_fields_its_speech_settings_name():
+    model = random_generator("speech.controlnet.conclusion_fields=[scene_type,emotion]").model
+    assert model.conclusion.read.tolist() == [True, False, False, True]
+    assert random_generator().model.conclusion.read.all()

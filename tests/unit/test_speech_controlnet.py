@@ -95,6 +95,22 @@ def test_conditions_reach_the_mel_rate_and_nulls_replace_dropped_ones():
     assert not torch.allclose(out, no_emotion)
 
 
+def test_the_conclusion_fields_not_read_are_served_as_their_nulls():
+    with torch.no_grad():
+        full = ConclusionEmbedding(32)
+        full.null.normal_()
+        part = ConclusionEmbedding(32, ["scene_type", "emotion"])
+        part.load_state_dict(full.state_dict())  # the same weights: only the reading differs
+    assert "read" not in full.state_dict()
+    labels, keep = _labels(2), torch.tensor([True, False])
+    a, b = full(labels, keep), part(labels, keep)
+    assert torch.equal(b[:, [0, 3]], a[:, [0, 3]])  # scene type and emotion as before
+    assert torch.equal(b[0, 1:3], full.null[1:3]) and not torch.equal(a[0, 1:3], full.null[1:3])
+    assert torch.equal(b[1], full.null)  # a dropped conclusion stays all nulls
+    with pytest.raises(ValueError, match="unknown conclusion fields"):
+        ConclusionEmbedding(32, ["mood"])
+
+
 def test_clip_frame_encoder_loads_a_local_checkpoint(tmp_path):
     """The base preset's visual encoder: a CLIP vision tower from a local folder, frozen."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
