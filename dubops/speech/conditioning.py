@@ -113,10 +113,11 @@ def to_mel_rate(
 class ConclusionEmbedding(nn.Module):
     """The four conclusion fields as four tokens; dropped samples get learned nulls.
 
-    ``read`` names the fields the generator reads (default all four); the others
-    are always their null token, the one guidance dropout trains, so a field the
-    reasoner often gets wrong (gender, age) cannot pull the voice away from what
-    the prompt already says. Not a weight: any folder can serve any subset.
+    ``read`` names the fields served (default all four): in eval mode the others
+    are their null token, the one guidance dropout trains, so a field the reasoner
+    often gets wrong (gender, age) cannot pull the voice away from what the
+    prompt already says. Training reads every field, so the embedding learns all
+    four and a folder can serve any subset (``read`` is not a weight).
     """
 
     def __init__(self, dim: int, read: Sequence[str] | None = None) -> None:
@@ -132,7 +133,7 @@ class ConclusionEmbedding(nn.Module):
 
     def forward(self, labels: dict[str, torch.Tensor], keep: torch.Tensor) -> torch.Tensor:
         tokens = torch.stack([self.fields[name](labels[name]) for name, _ in CONCLUSION_FIELDS], 1)
-        keep_field = keep[:, None] & self.read[None, :]
+        keep_field = keep[:, None] & (self.read[None, :] | self.training)
         return torch.where(keep_field[..., None], tokens, self.null.unsqueeze(0))
 
 

@@ -84,9 +84,9 @@ class ControlNetConfig(Section):
     condition_drop_prob: float = Field(0.05, ge=0, le=1, description="each of video/concl./script")
     conclusion_fields: list[ConclusionField] = Field(
         default_factory=lambda: list(get_args(ConclusionField)),
-        description="the conclusion fields the generator reads; the others are served as "
-        "the null token guidance dropout trains (a folder's speech.json may drop gender and "
-        "age, which the reasoner gets wrong more often than the prompt's voice does)",
+        description="the conclusion fields served (training reads all four); the others "
+        "are served as the null token guidance dropout trains: gender and age, which the "
+        "reasoner gets wrong more often than the prompt's voice does, can be left out",
     )
     duration_loss_weight: float = Field(0.1, ge=0)
     guidance: GuidanceScales = GuidanceScales()

@@ -103,6 +103,8 @@ def test_the_conclusion_fields_not_read_are_served_as_their_nulls():
         part.load_state_dict(full.state_dict())  # the same weights: only the reading differs
     assert "read" not in full.state_dict()
     labels, keep = _labels(2), torch.tensor([True, False])
+    assert torch.equal(part(labels, keep), full(labels, keep))  # training reads all four
+    full.eval(), part.eval()
     a, b = full(labels, keep), part(labels, keep)
     assert torch.equal(b[:, [0, 3]], a[:, [0, 3]])  # scene type and emotion as before
     assert torch.equal(b[0, 1:3], full.null[1:3]) and not torch.equal(a[0, 1:3], full.null[1:3])
