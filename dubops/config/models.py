@@ -77,6 +77,13 @@ class SynthConfig(CheckedSection):
     emotion_word_agreement: float = Field(
         0.8, ge=0, le=1, description="share of scripts whose emotion words agree with the label"
     )
+    scene_emotion_agreement: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="share of clips whose set (wall colour, lighting) shows the clip's emotion; "
+        "the others show another emotion, so the scene alone no longer names it",
+    )
     max_words: int = Field(9, ge=3)
     workers: int = Field(2, ge=1)
 

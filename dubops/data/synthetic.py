@@ -77,6 +77,7 @@ class ClipSpec:
     people: tuple[PersonSpec, ...]
     talker_index: int
     split: str
+    scene_emotion: str  # what the set's colours show: the emotion, or another (the agreement)
 
 
 ProgressFn = Callable[[int, int], None]
@@ -136,6 +137,7 @@ def plan_corpus(config: DubOpsConfig) -> list[ClipSpec]:
         rng,
     )
     scene = _balanced(scene_pool, n, rng)
+    sets = draw_scene_emotions(emo, synth.scene_emotion_agreement, synth.seed)
     specs = []
     for i in range(n):
         speaker = speaker_by_id(spk[i])
@@ -178,9 +180,26 @@ def plan_corpus(config: DubOpsConfig) -> list[ClipSpec]:
                 people=tuple(people),
                 talker_index=talker,
                 split=split,
+                scene_emotion=sets[i],
             )
         )
     return specs
+
+
+def draw_scene_emotions(emotions: list[str], agreement: float, seed: int) -> list[str]:
+    """What each clip's set shows: its emotion with probability ``agreement``, else another.
+
+    Real sets hint at the mood; they do not name it. The draws come from their own
+    stream and are made for every clip whatever the agreement, so the rest of the
+    corpus is the same at any agreement and a lower one only changes more sets.
+    """
+    rng = np.random.default_rng([seed, 3])
+    shown = []
+    for emotion in emotions:
+        agrees = rng.random() < agreement
+        other = str(rng.choice([e for e in EMOTIONS if e != emotion]))
+        shown.append(emotion if agrees else other)
+    return shown
 
 
 def corpus_fingerprint(config: DubOpsConfig) -> str:
@@ -283,7 +302,7 @@ def make_clip(spec: ClipSpec, root: Path, config: DubOpsConfig) -> dict:
     n_video = int(np.ceil(audio_seconds * fps))
     mouth = _mouth_track(wave, sr, fps, n_video)
     characters = [Character(p.gender, p.age, p.emotion, p.talking) for p in spec.people]
-    video = render_clip(characters, spec.emotion, mouth, config.video.size, rng)
+    video = render_clip(characters, spec.scene_emotion, mouth, config.video.size, rng)
 
     write_wav(layout.resolve(layout.audio_rel(spec.clip_id)), wave, sr)
     write_wav(layout.resolve(layout.prompt_rel(spec.clip_id)), p_wave, sr)
@@ -315,8 +334,8 @@ def make_clip(spec: ClipSpec, root: Path, config: DubOpsConfig) -> dict:
         "prompt_text": prompt_text,
         "prompt_phonemes": p_phonemes,
         "prompt_phoneme_frames": p_frames,
-        "cot": cot.write_cot(on_screen, *labels, spec.emotion, rng),
-        "rejected": cot.write_rejected(on_screen, *labels, spec.emotion, rng),
+        "cot": cot.write_cot(on_screen, *labels, spec.scene_emotion, rng),
+        "rejected": cot.write_rejected(on_screen, *labels, spec.scene_emotion, rng),
         "source": "synthetic",
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -126,3 +127,22 @@ def test_weights_shift_the_mix_for_drift_scenarios():
         plan_corpus(_config(emotion_weights="{happy: 1}"))
     with pytest.raises(ValueError, match="every value weight 0"):
         plan_corpus(_config(scene_weights="{narration: 0}"))
+
+
+def test_scene_emotion_agreement_sets_how_often_the_set_shows_the_emotion():
+    default = plan_corpus(_config(clips=210))
+    assert all(s.scene_emotion == s.emotion for s in default)
+    loose = plan_corpus(_config(clips=210, scene_emotion_agreement=0.4))
+    agree = np.mean([s.scene_emotion == s.emotion for s in loose])
+    assert 0.3 < agree < 0.5
+    assert {s.scene_emotion for s in loose} == set(EMOTIONS)
+    # Only the sets change: speakers, emotions, scenes and splits stay the same.
+    strip = [dataclasses.replace(s, scene_emotion="") for s in loose]
+    assert strip == [dataclasses.replace(s, scene_emotion="") for s in default]
+    # A lower agreement changes a superset of the sets a higher one changes.
+    looser = plan_corpus(_config(clips=210, scene_emotion_agreement=0.2))
+    changed = {s.clip_id for s in loose if s.scene_emotion != s.emotion}
+    assert changed <= {s.clip_id for s in looser if s.scene_emotion != s.emotion}
+    assert corpus_fingerprint(_config(scene_emotion_agreement=0.4)) != corpus_fingerprint(_config())
+    with pytest.raises(ConfigError, match="scene_emotion_agreement"):
+        _config(scene_emotion_agreement=1.5)
