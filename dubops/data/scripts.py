@@ -74,7 +74,8 @@ REACT_TEMPLATES: tuple[str, ...] = (
 )
 
 
-def _other_emotion(emotion: str, rng: np.random.Generator) -> str:
+def other_emotion(emotion: str, rng: np.random.Generator) -> str:
+    """One of the emotions other than ``emotion``, uniformly: what a misleading cue shows."""
     choices = [e for e in EMOTIONS if e != emotion]
     return str(rng.choice(choices))
 
@@ -97,14 +98,14 @@ def make_script(emotion: str, agreement: float, rng: np.random.Generator) -> tup
         ``(script, agrees)`` where ``agrees`` says whether the words match the label.
     """
     agrees = bool(rng.random() < agreement)
-    word_emotion = emotion if agrees else _other_emotion(emotion, rng)
+    word_emotion = emotion if agrees else other_emotion(emotion, rng)
     template = str(rng.choice(SCRIPT_TEMPLATES))
     return _fill(template, word_emotion, rng), agrees
 
 
 def make_react(emotion: str, agreement: float, rng: np.random.Generator) -> str:
     """The preceding line of the scene, usually hinting at the same emotion."""
-    word_emotion = emotion if rng.random() < agreement else _other_emotion(emotion, rng)
+    word_emotion = emotion if rng.random() < agreement else other_emotion(emotion, rng)
     return _fill(str(rng.choice(REACT_TEMPLATES)), word_emotion, rng)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from dubops.config import DubOpsConfig
 from dubops.data.layout import CorpusLayout
 from dubops.data.schema import AGES, EMOTIONS, GENDERS, SCENE_TYPES
+from dubops.data.scripts import other_emotion
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def draw_scene_emotions(emotions: list[str], agreement: float, seed: int) -> lis
     shown = []
     for emotion in emotions:
         agrees = rng.random() < agreement
-        other = str(rng.choice([e for e in EMOTIONS if e != emotion]))
+        other = other_emotion(emotion, rng)
         shown.append(emotion if agrees else other)
     return shown
 
