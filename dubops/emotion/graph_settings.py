@@ -18,6 +18,17 @@ from dubops.speech.train_config import TrainConfig
 
 QUERY_MODALITIES: tuple[str, ...] = ("scene", "face", "text")
 
+# The dubbing model's parts the graph stage can hold fixed (``graph.frozen``); the
+# pretrained DiT is always frozen, the emotion module always trains.
+FREEZABLE_PARTS: tuple[str, ...] = (
+    "visual",
+    "conclusion",
+    "fusion",
+    "controlnet",
+    "duration",
+    "pitch",
+)
+
 
 @dataclass(frozen=True)
 class GraphAblation:
@@ -98,6 +109,11 @@ class GraphConfig(Section):
         description="how often the stage trains without the reasoner's conclusion; null keeps "
         "the ControlNet's condition_drop_prob (5 %). Higher makes the footage carry the emotion",
     )
+    frozen: list[str] = Field(
+        default_factory=list,
+        description=f"parts of the finished ControlNet model held fixed while the graph trains "
+        f"(any of {list(FREEZABLE_PARTS)}); [] trains them all with the graph",
+    )
     training: TrainConfig = Field(
         default_factory=lambda: TrainConfig(lr=1e-4, warmup_steps=200),
         description="the graph-synthesizer stage (graph + aggregation + ControlNet)",
@@ -108,6 +124,16 @@ class GraphConfig(Section):
     def _known_ablation(cls, value: str) -> str:
         graph_ablation(value)
         return value
+
+    @field_validator("frozen")
+    @classmethod
+    def _known_parts(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in FREEZABLE_PARTS]
+        if unknown:
+            raise ValueError(
+                f"graph.frozen names unknown part(s) {unknown}; choose from {list(FREEZABLE_PARTS)}"
+            )
+        return sorted(set(value), key=FREEZABLE_PARTS.index)
 
     @field_validator("conv_kernel")
     @classmethod

@@ -109,6 +109,7 @@ def train_graph(
     cn = speech.controlnet
     seed_everything(graph.training.seed)  # the graph's initial weights are part of the run
     model.emotion_module = EmotionConditioner(graph, cn.visual_dim, cn.emotion_dim)
+    freeze_parts(model, graph.frozen)
 
     previous = out / GRAPH_CONFIG
     if resume and previous.is_file():
@@ -175,3 +176,19 @@ def train_graph(
         {k: v for k, v in state.items() if not k.startswith(("flow.", graph_prefix))}, weights
     )
     return finish_stage(STAGE, out, weights, result, start, tracker)
+
+
+def freeze_parts(model: Any, parts: list[str]) -> None:
+    """Hold ``graph.frozen``'s parts of the dubbing model at the ControlNet's weights.
+
+    Why: without the conclusion, retraining the whole ControlNet on ~200 clips
+    drifts it differently on every seed; frozen, the graph and the fusion learn to
+    stand in for the conclusion on a fixed generator. Frozen parts also leave the
+    EMA, which averages only what trains, and stay in eval mode (no dropout noise).
+    """
+    for name in parts:
+        part = getattr(model, name)
+        if part is None:  # e.g. no pitch head: nothing to hold
+            continue
+        part.requires_grad_(False)
+    model.frozen_parts = tuple(parts)

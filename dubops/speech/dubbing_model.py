@@ -57,6 +57,9 @@ class DubbingModel(nn.Module):
         # Training only (not saved): the conclusion's own dropout rate, where a stage sets
         # one (the graph stage's ``graph.conclusion_drop_prob``); None is condition_drop_prob.
         self.conclusion_drop_prob: float | None = None
+        # Training only (not saved): children held fixed (the graph stage's ``graph.frozen``);
+        # they stay in eval mode like the DiT.
+        self.frozen_parts: tuple[str, ...] = ()
         self.flow = flow
         self.flow.requires_grad_(False)
         dim = flow.backbone.config.dim
@@ -80,6 +83,10 @@ class DubbingModel(nn.Module):
     def train(self, mode: bool = True) -> DubbingModel:
         super().train(mode)
         self.flow.eval()  # the pretrained DiT stays frozen, dropout included
+        for name in self.frozen_parts:
+            part = getattr(self, name)
+            if part is not None:
+                part.eval()
         return self
 
     def condition(

@@ -352,6 +352,28 @@ def test_gradients_reach_the_graph_through_the_controlnet_loss():
     assert all(p.grad is None for p in model.flow.parameters())
 
 
+def test_frozen_parts_get_no_gradient_and_stay_in_eval_while_the_graph_trains():
+    from dubops.emotion.graph_stage import freeze_parts
+
+    speech = _speech_config(drop=0.0)
+    model = _model(speech, graph=True)
+    _tuned(model)
+    freeze_parts(model, GraphConfig(frozen=["duration", "controlnet", "visual"]).frozen)
+    model.train()
+    assert model.frozen_parts == ("visual", "controlnet", "duration")  # the table's order
+    assert not model.controlnet.training and not model.visual.training
+    assert model.fusion.training and model.emotion_module.training
+    loss, _ = model.training_loss({**_batch(), "footage": _footage()})
+    loss.backward()
+    for name in ("visual", "controlnet", "duration"):
+        assert all(p.grad is None for p in getattr(model, name).parameters()), name
+    for part in (model.fusion, model.emotion_module):
+        grads = [p.grad for p in part.parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+    with pytest.raises(ValueError, match=r"graph.frozen names unknown part\(s\) \['dit'\]"):
+        GraphConfig(frozen=["dit"])
+
+
 def test_a_model_without_graph_is_unchanged():
     speech = _speech_config()
     plain = _model(speech, graph=False).eval()
