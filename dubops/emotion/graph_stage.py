@@ -181,10 +181,12 @@ def train_graph(
 def freeze_parts(model: Any, parts: list[str]) -> None:
     """Hold ``graph.frozen``'s parts of the dubbing model at the ControlNet's weights.
 
-    Why: without the conclusion, retraining the whole ControlNet on ~200 clips
-    drifts it differently on every seed; frozen, the graph and the fusion learn to
-    stand in for the conclusion on a fixed generator. Frozen parts also leave the
-    EMA, which averages only what trains, and stay in eval mode (no dropout noise).
+    Why: so the graph and the fusion can learn to stand in for the conclusion on a
+    fixed generator, and a stage can test whether the ControlNet's own drift makes
+    the trainings differ (on the tiny corpus it did not; docs/results/emotion.md).
+    Frozen parts also leave the EMA, which averages only what trains, and stay in
+    eval mode (no dropout noise). A frozen pitch head is still refined after the
+    stage when ``speech.pitch.refine_steps`` asks for it.
     """
     for name in parts:
         part = getattr(model, name)

@@ -168,6 +168,7 @@ def refine_pitch(
     with torch.no_grad():
         before = best = float(_loss(head, val_clips))
     best_state, best_step = copy.deepcopy(head.state_dict()), 0
+    head.requires_grad_(True)  # trained alone here, even where the stage held it (graph.frozen)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.refine_lr, weight_decay=0.01)
     rng = np.random.default_rng(seed)
     steps = config.refine_steps

@@ -107,12 +107,16 @@ def test_train_resume_and_dub_with_retrieval(trained, tmp_path):
 
 
 def test_cli_ablation_run_is_recorded_and_loadable(trained, tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
     from dubops.speech.dubbing_model import DubbingModel
     from dubops.speech.generator import SpeechGenerator
 
     data, library, cn, overrides = trained
     out = tmp_path / "nograph"
-    drop = ["graph.conclusion_drop_prob=0.5"]  # the stage trains at this rate, and records it
+    # The stage trains at this rate and with these parts held, and records both.
+    drop = ["graph.conclusion_drop_prob=0.5", "graph.frozen=[pitch, controlnet]"]
     sets = [arg for o in [*overrides, *_steps("graph.training", 2), *drop] for arg in ("-s", o)]
     rates = []
     train_step = DubbingModel.training_loss
@@ -146,6 +150,15 @@ def test_cli_ablation_run_is_recorded_and_loadable(trained, tmp_path, monkeypatc
     assert json.loads(res.stdout)["step"] == 2
     recorded = json.loads((out / "graph.json").read_text())
     assert recorded["ablation"] == "no-graph" and recorded["conclusion_drop_prob"] == 0.5
+    assert recorded["frozen"] == ["controlnet", "pitch"]
+    before, after = (
+        load_file(str(cn / "dubbing.safetensors")),
+        load_file(str(out / "dubbing.safetensors")),
+    )
+    held = [k for k in before if k.startswith("controlnet.")]
+    assert held and all(torch.equal(before[k], after[k]) for k in held)
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("fusion."))
+    assert json.loads((out / "stage.json").read_text())["pitch_refine"]["steps"] == 4
     assert rates and set(rates) == {0.5}
     generator = SpeechGenerator.from_dir(out)
     assert generator.needs_footage and len(generator.model.emotion_module.graph.encoders) == 0
