@@ -39,6 +39,11 @@ def seed_range(text: str) -> list[int]:
         raise SystemExit(f"--seeds {text!r}: give FIRST-LAST, e.g. 0-27") from None
 
 
+def folder(args: argparse.Namespace, sub: str, arm: str, seed: int) -> Path:
+    """Where one arm's run (``train``) or dubs (``dub``) of one seed live."""
+    return args.work / sub / f"{arm}_s{seed}"
+
+
 def pair_commands(args: argparse.Namespace, seed: int) -> dict[str, str]:
     """Per arm, the shell line that trains then dubs one seed (logs beside the folders)."""
     data, cn, lib, ext = (
@@ -47,8 +52,8 @@ def pair_commands(args: argparse.Namespace, seed: int) -> dict[str, str]:
     sets = " ".join(f"--set {quote(s)}" for s in [*args.set, f"graph.training.seed={seed}"])
     lines = {}
     for arm, extra in ARMS.items():
-        run = quote(str(args.work / "train" / f"{arm}_s{seed}"))
-        dub = quote(str(args.work / "dub" / f"{arm}_s{seed}"))
+        run = quote(str(folder(args, "train", arm, seed)))
+        dub = quote(str(folder(args, "dub", arm, seed)))
         lines[arm] = (
             f"dubops train graph --data {data} --controlnet {cn} --library {lib} --no-mlflow "
             f"--out {run} {sets} {' '.join(extra)} > {run}.log 2>&1 && "
@@ -62,13 +67,13 @@ def run_pair(args: argparse.Namespace, seed: int) -> bool:
     """Train and dub both arms of ``seed`` side by side; True when both finished."""
     for arm in ARMS:  # a half-written run starts over
         for sub in ("train", "dub"):
-            shutil.rmtree(args.work / sub / f"{arm}_s{seed}", ignore_errors=True)
+            shutil.rmtree(folder(args, sub, arm, seed), ignore_errors=True)
     jobs = [subprocess.Popen(line, shell=True) for line in pair_commands(args, seed).values()]
     return all(job.wait() == 0 for job in jobs)
 
 
 def done(args: argparse.Namespace, seed: int) -> bool:
-    return all((args.work / "dub" / f"{arm}_s{seed}.done").is_file() for arm in ARMS)
+    return all(folder(args, "dub", arm, seed).with_suffix(".done").is_file() for arm in ARMS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if not finished:
         raise SystemExit("no finished pair to score yet")
     preds = [
-        f"{arm}=" + ",".join(str(args.work / "dub" / f"{arm}_s{s}") for s in finished)
-        for arm in ARMS
+        f"{arm}=" + ",".join(str(folder(args, "dub", arm, s)) for s in finished) for arm in ARMS
     ]
     score = [sys.executable, str(ROOT / "benchmarks" / "emotion_accuracy.py")]
     score += ["--data", str(args.data), "--against", "no-graph"]

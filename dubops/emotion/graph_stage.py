@@ -109,7 +109,7 @@ def train_graph(
     cn = speech.controlnet
     seed_everything(graph.training.seed)  # the graph's initial weights are part of the run
     model.emotion_module = EmotionConditioner(graph, cn.visual_dim, cn.emotion_dim)
-    freeze_parts(model, graph.frozen)
+    model.freeze(graph.frozen)
 
     previous = out / GRAPH_CONFIG
     if resume and previous.is_file():
@@ -176,21 +176,3 @@ def train_graph(
         {k: v for k, v in state.items() if not k.startswith(("flow.", graph_prefix))}, weights
     )
     return finish_stage(STAGE, out, weights, result, start, tracker)
-
-
-def freeze_parts(model: Any, parts: list[str]) -> None:
-    """Hold ``graph.frozen``'s parts of the dubbing model at the ControlNet's weights.
-
-    Why: so the graph and the fusion can learn to stand in for the conclusion on a
-    fixed generator, and a stage can test whether the ControlNet's own drift makes
-    the trainings differ (on the tiny corpus it did not; docs/results/emotion.md).
-    Frozen parts also leave the EMA, which averages only what trains, and stay in
-    eval mode (no dropout noise). A frozen pitch head is still refined after the
-    stage when ``speech.pitch.refine_steps`` asks for it.
-    """
-    for name in parts:
-        part = getattr(model, name)
-        if part is None:  # e.g. no pitch head: nothing to hold
-            continue
-        part.requires_grad_(False)
-    model.frozen_parts = tuple(parts)

@@ -84,10 +84,24 @@ class DubbingModel(nn.Module):
         super().train(mode)
         self.flow.eval()  # the pretrained DiT stays frozen, dropout included
         for name in self.frozen_parts:
-            part = getattr(self, name)
-            if part is not None:
-                part.eval()
+            getattr(self, name).eval()
         return self
+
+    def freeze(self, parts: list[str]) -> None:
+        """Hold the named children at their weights (the graph stage's ``graph.frozen``).
+
+        Why: so the graph and the fusion can learn to stand in for the conclusion on a
+        fixed generator, and a stage can test whether the ControlNet's own drift makes
+        trainings differ (on the tiny corpus it did not; docs/results/emotion.md).
+        Frozen parts leave the EMA, which averages only what trains, and stay in eval
+        mode (no dropout noise); an absent part (no pitch head) is skipped. A frozen
+        pitch head is still refined after the stage when ``speech.pitch.refine_steps``
+        asks for it.
+        """
+        held = [name for name in parts if getattr(self, name) is not None]
+        for name in held:
+            getattr(self, name).requires_grad_(False)
+        self.frozen_parts = tuple(held)
 
     def condition(
         self,

@@ -353,12 +353,10 @@ def test_gradients_reach_the_graph_through_the_controlnet_loss():
 
 
 def test_frozen_parts_get_no_gradient_and_stay_in_eval_while_the_graph_trains():
-    from dubops.emotion.graph_stage import freeze_parts
-
     speech = _speech_config(drop=0.0)
     model = _model(speech, graph=True)
     _tuned(model)
-    freeze_parts(model, GraphConfig(frozen=["duration", "controlnet", "visual"]).frozen)
+    model.freeze(GraphConfig(frozen=["duration", "controlnet", "visual"]).frozen)
     model.train()
     assert model.frozen_parts == ("visual", "controlnet", "duration")  # the table's order
     assert not model.controlnet.training and not model.visual.training
